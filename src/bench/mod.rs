@@ -1,0 +1,7 @@
+//! Benchmarks behind `altermoma bench`, one file per area.
+pub mod bag;
+pub mod data;
+pub mod metrics;
+pub mod model;
+pub mod node;
+pub mod pruning;

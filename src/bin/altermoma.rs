@@ -1,0 +1,14 @@
+//! The offline CLI. All work lives in the library; see `altermoma::cli`.
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    altermoma::logging::init();
+    let cli = altermoma::cli::Cli::parse();
+    match altermoma::cli::run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

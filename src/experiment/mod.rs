@@ -1,0 +1,1 @@
+//! The pruning study behind `altermoma experiment` (issue #6).

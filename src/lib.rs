@@ -1,0 +1,26 @@
+//! AlterMOMA: make camera-LiDAR fusion models small enough to run on the car.
+//!
+//! The library behind the `altermoma` CLI and the `bevfusion_node` ROS 2 node. A reader of the
+//! AlterMOMA paper (NeurIPS 2024) finds each of its ideas by file name under [`pruning`].
+pub mod bag;
+pub mod bench;
+pub mod checkpoint;
+pub mod classes;
+pub mod cli;
+pub mod config;
+pub mod data;
+pub mod device;
+pub mod experiment;
+pub mod geometry;
+pub mod io;
+pub mod logging;
+pub mod metrics;
+pub mod model;
+pub mod netns;
+pub mod pipeline;
+pub mod plot;
+pub mod progress;
+pub mod pruning;
+#[cfg(feature = "ros")]
+pub mod ros;
+pub mod train;

@@ -1,0 +1,1 @@
+//! nuScenes detection metrics and BEV map-segmentation mIoU (issue #5).

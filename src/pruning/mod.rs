@@ -1,0 +1,1 @@
+//! AlterMOMA and the baseline pruning methods (issue #6).

@@ -1,0 +1,1 @@
+//! Training: single-modal pre-training, fusion training, fine-tuning loops (issue #4).

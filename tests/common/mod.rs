@@ -1,0 +1,39 @@
+//! Shared helpers of the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Root of the source tree.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Harness for every test that starts a ROS 2 participant.
+///
+/// Returns true when the caller is inside a loopback-only network namespace with
+/// `ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST` and should run its body. Otherwise it runs this
+/// very test again through `tests/netns.sh` (a fresh namespace per test, so parallel tests
+/// cannot hear each other either), asserts that run passed, and returns false: the caller
+/// returns without starting anything. `name` is the test's path within its test binary.
+/// Inside the wrapper but not isolated (an interface besides lo), it refuses by panicking.
+#[must_use]
+pub fn ros_isolated(name: &str) -> bool {
+    if altermoma::netns::is_isolated() {
+        return true;
+    }
+    if std::env::var("ALTERMOMA_IN_NETNS").as_deref() == Ok("1") {
+        panic!(
+            "refusing to start a ROS 2 participant: {}",
+            altermoma::netns::isolation_problem().unwrap_or_default()
+        );
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let status = Command::new(altermoma::netns::wrapper_path())
+        .arg(exe)
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .status()
+        .expect("running tests/netns.sh");
+    assert!(status.success(), "test {name} failed inside the network namespace ({status})");
+    false
+}
