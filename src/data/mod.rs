@@ -7,6 +7,7 @@
 //! `render.rs` (PNG montage of a sample).
 pub mod dataset;
 pub mod frame;
+pub mod nuscenes_tables;
 
 pub use dataset::Dataset;
 pub use frame::{Annotation, BevMap, CameraCalib, CameraFrame, Frame, Points, POINT_DIMS};
