@@ -111,6 +111,13 @@ if [ "$WITH_TOOLS" = 1 ]; then
   make_venv "$DEPS/tools-venv" "$ROOT/config/python/requirements-tools.txt" tools-venv
 fi
 
+# ---------------------------------------------------------------- message package location
+# The install prefix carries the hash of msg/: r2r regenerates its bindings when
+# AMENT_PREFIX_PATH changes, so a changed message definition reaches the Rust build.
+MSG_HASH=$(hash_of "$ROOT"/msg/package.xml "$ROOT"/msg/CMakeLists.txt "$ROOT"/msg/msg/*.msg)-$ROS_MODE
+MSG_PREFIX=$DEPS/msg-$MSG_HASH/install
+MSG_BUILD=$DEPS/msg-$MSG_HASH/build
+
 # ---------------------------------------------------------------- environment file
 ENVF=$DEPS/env.sh
 {
@@ -131,18 +138,18 @@ ENVF=$DEPS/env.sh
     PYLIBNAME=${PYLDLIB#lib}; PYLIBNAME=${PYLIBNAME%%.so*}; PYLIBNAME=${PYLIBNAME%%.a}
     echo "export ROS_DISTRO=jazzy"
     echo "export _ROS_WHEELS_BOOTSTRAP_COMPLETE=1"
-    echo "export AMENT_PREFIX_PATH='$RVENV:$DEPS/msg-install'"
+    echo "export AMENT_PREFIX_PATH='$RVENV:$MSG_PREFIX'"
     echo "export CMAKE_PREFIX_PATH='$RVENV:$DEPS/rmw-shim'"
-    echo "export LD_LIBRARY_PATH='$LIBS:$DEPS/msg-install/lib':\${LD_LIBRARY_PATH:-}"
+    echo "export LD_LIBRARY_PATH='$LIBS:$MSG_PREFIX/lib':\${LD_LIBRARY_PATH:-}"
     echo "export ALTERMOMA_PYTHON_LIBDIR='$PYLIBDIR'"
     echo "export ALTERMOMA_PYTHON_LIB='$PYLIBNAME'"
-    MSG_PY_SITE=$DEPS/msg-install/lib/python$PYVER/site-packages
+    MSG_PY_SITE=$MSG_PREFIX/lib/python$PYVER/site-packages
   else
-    echo "export AMENT_PREFIX_PATH='$DEPS/msg-install':\${AMENT_PREFIX_PATH}"
-    echo "export CMAKE_PREFIX_PATH='$DEPS/msg-install':\${CMAKE_PREFIX_PATH:-}"
-    echo "export LD_LIBRARY_PATH='$DEPS/msg-install/lib':\${LD_LIBRARY_PATH:-}"
+    echo "export AMENT_PREFIX_PATH='$MSG_PREFIX':\${AMENT_PREFIX_PATH}"
+    echo "export CMAKE_PREFIX_PATH='$MSG_PREFIX':\${CMAKE_PREFIX_PATH:-}"
+    echo "export LD_LIBRARY_PATH='$MSG_PREFIX/lib':\${LD_LIBRARY_PATH:-}"
     SYSPYVER=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-    MSG_PY_SITE=$DEPS/msg-install/lib/python$SYSPYVER/site-packages
+    MSG_PY_SITE=$MSG_PREFIX/lib/python$SYSPYVER/site-packages
   fi
   echo "export PYTHONPATH='$MSG_PY_SITE':\${PYTHONPATH:-}"
   echo "export ROS_AUTOMATIC_DISCOVERY_RANGE=\${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
@@ -150,18 +157,18 @@ ENVF=$DEPS/env.sh
 mv "$ENVF.tmp" "$ENVF"
 
 # ---------------------------------------------------------------- message package (msg/)
-h=$(hash_of "$ROOT"/msg/package.xml "$ROOT"/msg/CMakeLists.txt "$ROOT"/msg/msg/*.msg)-$ROS_MODE
-if ! stamp_ok msgs "$h" || [ ! -d "$DEPS/msg-install/share/altermoma_msgs" ]; then
-  log "msg: building altermoma_msgs into $DEPS/msg-install"
-  rm -rf "$DEPS/msg-build" "$DEPS/msg-install"
+if [ ! -f "$MSG_PREFIX/.complete" ]; then
+  log "msg: building altermoma_msgs into $MSG_PREFIX"
+  rm -rf "$DEPS"/msg-*
+  mkdir -p "$MSG_BUILD"
   (
     # shellcheck disable=SC1090
     . "$ENVF"
-    cmake -S "$ROOT/msg" -B "$DEPS/msg-build" -DCMAKE_INSTALL_PREFIX="$DEPS/msg-install" \
-      -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$ROS_PY" -DCMAKE_BUILD_TYPE=Release >"$DEPS/msg-build.log" 2>&1 \
-      && make -C "$DEPS/msg-build" -j"$(nproc)" install >>"$DEPS/msg-build.log" 2>&1
-  ) || { tail -30 "$DEPS/msg-build.log" >&2; die "building msg/ failed (log: $DEPS/msg-build.log)"; }
-  stamp_set msgs "$h"
+    cmake -S "$ROOT/msg" -B "$MSG_BUILD" -DCMAKE_INSTALL_PREFIX="$MSG_PREFIX" \
+      -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$ROS_PY" -DCMAKE_BUILD_TYPE=Release >"$MSG_BUILD.log" 2>&1 \
+      && make -C "$MSG_BUILD" -j"$(nproc)" install >>"$MSG_BUILD.log" 2>&1
+  ) || { tail -30 "$MSG_BUILD.log" >&2; die "building msg/ failed (log: $MSG_BUILD.log)"; }
+  touch "$MSG_PREFIX/.complete"
 fi
 
 log "ready: . $ENVF"

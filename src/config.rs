@@ -214,6 +214,7 @@ mod tests {
         let c = parse("name: a\nvoxel:\n  size: [0.1, 0.1, 0.2]\n  max_points: 10\n").unwrap();
         assert_eq!(c.name, "a");
         assert_eq!(c.voxel.max_points, 10);
+        assert_eq!(c.voxel.size, [0.1, 0.1, 0.2]);
     }
 
     #[test]
