@@ -137,3 +137,21 @@ pub fn frame(seed: u64) -> Frame {
 pub fn frames(seed: u64, n: usize) -> Vec<Frame> {
     (0..n as u64).map(|i| frame(seed * 1000 + i)).collect()
 }
+
+/// An in-memory dataset of frames.
+pub struct VecDataset(pub Vec<Frame>);
+
+impl altermoma::data::Dataset for VecDataset {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn get(&self, index: usize) -> anyhow::Result<Frame> {
+        self.0.get(index).cloned().ok_or_else(|| anyhow::anyhow!("no frame {index}"))
+    }
+    fn token(&self, index: usize) -> String {
+        self.0[index].token.clone()
+    }
+    fn cameras(&self) -> Vec<CameraCalib> {
+        self.0.first().map(|f| f.cameras.iter().map(|c| c.calib.clone()).collect()).unwrap_or_default()
+    }
+}
