@@ -17,14 +17,14 @@ fn forward_loss_and_gradients_reach_every_group() {
     let model = BevFusion::new(&vs.root(), &cfg).unwrap();
     let frames = model_support::frames(1, 2);
     let batch = Batch::from_frames(&frames, &cfg, Device::Cpu).unwrap();
-    assert_eq!(batch.images.size(), vec![2, 3, 3, 64, 176]);
+    assert_eq!(batch.images.size(), vec![2, 3, 3, 96, 176]);
     let out = model.forward(&batch, ModalityMask::FUSION, true);
     let g = cfg.bev.grid();
     let (cc, lc) = model.bev_channels();
     assert_eq!(out.camera_bev.size(), vec![2, cc, g.nx() as i64, g.ny() as i64]);
     assert_eq!(out.lidar_bev.size(), vec![2, lc, g.nx() as i64, g.ny() as i64]);
-    assert_eq!(out.det.as_ref().unwrap().heatmap.size(), vec![2, 10, 48, 48]);
-    assert_eq!(out.seg.as_ref().unwrap().size(), vec![2, 6, 48, 48]);
+    assert_eq!(out.det.as_ref().unwrap().heatmap.size(), vec![2, 10, 64, 64]);
+    assert_eq!(out.seg.as_ref().unwrap().size(), vec![2, 6, 64, 64]);
     // both branches really produce something
     assert!(f64::try_from(out.camera_bev.abs().sum(Kind::Float)).unwrap() > 0.0);
     assert!(f64::try_from(out.lidar_bev.abs().sum(Kind::Float)).unwrap() > 0.0);
@@ -173,7 +173,7 @@ fn channel_groups_rebuild_a_physically_smaller_model() {
     assert!(n_small * 3 < n_dense, "{n_small} vs {n_dense}");
     let batch = Batch::from_frames(&model_support::frames(5, 1), &small_cfg, Device::Cpu).unwrap();
     let out = tch::no_grad(|| small.model.forward(&batch, ModalityMask::FUSION, false));
-    assert_eq!(out.det.unwrap().heatmap.size(), vec![1, 10, 48, 48]);
+    assert_eq!(out.det.unwrap().heatmap.size(), vec![1, 10, 64, 64]);
     let f_small = flops::count(&small_cfg, ModalityMask::FUSION).unwrap().total();
     let f_dense = flops::count(&cfg, ModalityMask::FUSION).unwrap().total();
     assert!(f_small < 0.5 * f_dense, "{f_small} vs {f_dense}");

@@ -125,7 +125,8 @@ pub fn load_groups(vs: &nn::VarStore, path: impl AsRef<Path>, groups: &[Group]) 
     let path = path.as_ref();
     let ck = Checkpoint::load(path)?;
     let mut n = 0;
-    for (name, var) in vs.variables() {
+    let vars: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
+    for (name, var) in vars {
         if !groups.contains(&Group::of_param(&name)) {
             continue;
         }
