@@ -173,6 +173,55 @@ impl BevMiou {
     }
 }
 
+/// Evaluate BEV segmentation files: `pred_path` and `gt_path` are safetensors files (as
+/// [`crate::checkpoint::Checkpoint`] writes them) holding one tensor per sample named by its
+/// sample token: `[C, NX, NY]` sigmoid probabilities, and ground-truth masks of the same shape
+/// (non-zero = present). Both must hold the same samples; `expected` (when given) must be
+/// exactly those samples too.
+pub fn evaluate_files(
+    pred_path: &std::path::Path,
+    gt_path: &std::path::Path,
+    class_names: &[&str],
+    expected: Option<&[String]>,
+) -> Result<MiouResult> {
+    let preds = crate::checkpoint::Checkpoint::load(pred_path)?;
+    let gts = crate::checkpoint::Checkpoint::load(gt_path)?;
+    let check = |have: &std::collections::BTreeMap<String, tch::Tensor>,
+                 what: &std::path::Path|
+     -> Result<()> {
+        if let Some(exp) = expected {
+            if let Some(t) = exp.iter().find(|t| !have.contains_key(t.as_str())) {
+                bail!("{}: no tensor for evaluated sample `{t}`", what.display());
+            }
+            let set: std::collections::HashSet<&str> = exp.iter().map(|s| s.as_str()).collect();
+            if let Some(t) = have.keys().find(|t| !set.contains(t.as_str())) {
+                bail!(
+                    "{}: sample `{t}` is not in the evaluated split",
+                    what.display()
+                );
+            }
+        }
+        Ok(())
+    };
+    check(&preds.tensors, pred_path)?;
+    check(&gts.tensors, gt_path)?;
+    let mut acc = BevMiou::new(class_names);
+    for (token, p) in &preds.tensors {
+        let g = gts.tensors.get(token).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: no ground truth for sample `{token}`",
+                gt_path.display()
+            )
+        })?;
+        acc.update_tensor(p, g)
+            .map_err(|e| anyhow::anyhow!("sample `{token}`: {e}"))?;
+    }
+    if let Some(t) = gts.tensors.keys().find(|t| !preds.tensors.contains_key(*t)) {
+        bail!("{}: no prediction for sample `{t}`", pred_path.display());
+    }
+    Ok(acc.finish())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

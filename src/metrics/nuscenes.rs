@@ -349,6 +349,7 @@ impl DetectionMetrics {
         MetricsSummary {
             m: self,
             meta: meta.cloned(),
+            extra: Vec::new(),
         }
     }
 
@@ -368,6 +369,15 @@ impl DetectionMetrics {
 pub struct MetricsSummary<'a> {
     m: &'a DetectionMetrics,
     meta: Option<ResultsMeta>,
+    extra: Vec<(String, serde_json::Value)>,
+}
+
+impl MetricsSummary<'_> {
+    /// Append a key of our own after the devkit's keys (e.g. `bev_map_segmentation`).
+    pub fn with(mut self, key: &str, value: serde_json::Value) -> Self {
+        self.extra.push((key.to_string(), value));
+        self
+    }
 }
 
 /// A float that serialises NaN/inf as `null` (JSON has no NaN).
@@ -446,6 +456,9 @@ impl Serialize for MetricsSummary<'_> {
         map.serialize_entry("cfg", &m.cfg)?;
         if let Some(meta) = &self.meta {
             map.serialize_entry("meta", meta)?;
+        }
+        for (k, v) in &self.extra {
+            map.serialize_entry(k, v)?;
         }
         map.end()
     }

@@ -237,9 +237,9 @@ pub fn random_box_case(seed: u64, samples: usize, max_gt: usize) -> BoxCase {
     case
 }
 
-/// `EvalBoxes.serialize()`-style JSON of per-sample boxes for the devkit (NaN as `null`;
-/// the Python side turns it back into NaN).
-pub fn eval_boxes_json(tokens: &[String], boxes: &[Vec<DetectionBox>]) -> serde_json::Value {
+/// `EvalBoxes.serialize()`-style JSON text of per-sample boxes for the devkit, samples in
+/// the given order (NaN as `null`; the Python side turns it back into NaN).
+pub fn eval_boxes_json(tokens: &[String], boxes: &[Vec<DetectionBox>]) -> String {
     let f = |v: f64| {
         if v.is_finite() {
             serde_json::json!(v)
@@ -247,7 +247,7 @@ pub fn eval_boxes_json(tokens: &[String], boxes: &[Vec<DetectionBox>]) -> serde_
             serde_json::Value::Null
         }
     };
-    let mut map = Vec::new();
+    let mut parts = Vec::with_capacity(tokens.len());
     for (t, bs) in tokens.iter().zip(boxes) {
         let list: Vec<serde_json::Value> = bs
             .iter()
@@ -266,15 +266,13 @@ pub fn eval_boxes_json(tokens: &[String], boxes: &[Vec<DetectionBox>]) -> serde_
                 })
             })
             .collect();
-        map.push((t.clone(), serde_json::Value::Array(list)));
+        parts.push(format!(
+            "{}: {}",
+            serde_json::Value::String(t.clone()),
+            serde_json::Value::Array(list)
+        ));
     }
-    // keep the sample order: build the object text by hand
-    let body: Vec<String> = map
-        .iter()
-        .map(|(k, v)| format!("{}: {}", serde_json::Value::String(k.clone()), v))
-        .collect();
-    serde_json::from_str::<serde_json::Value>(&format!("{{{}}}", body.join(",")))
-        .expect("valid json")
+    format!("{{{}}}", parts.join(",\n"))
 }
 
 /// Size of a random nuScenes-layout dataset.
