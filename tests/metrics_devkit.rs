@@ -138,6 +138,7 @@ fn end_to_end(seed: u64, params: DatasetParams, subset: bool) {
         let d = b.ego_dist(s.ego_translation) - cfg.range_of(b.label);
         d.abs() < 1e-3 && d < 0.0
     })));
+    assert!(all.samples.iter().any(|s| s.boxes.iter().any(|b| b.num_pts != 0 && b.ego_dist(s.ego_translation) == cfg.range_of(b.label))));
 
     let ours_dir = root.join("ours");
     let o = Command::new(env!("CARGO_BIN_EXE_altermoma"))

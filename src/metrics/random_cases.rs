@@ -570,13 +570,14 @@ pub fn random_dataset(seed: u64, p: &DatasetParams) -> RandomDataset {
                     .map(|s| s * rng.random_range(0.8..1.2)),
             });
         }
-        // objects exactly around the range limits: singletons at range -/+ 1e-4 m
+        // objects around and on the range limits: singletons at range -/+ 1e-4 m and at range
         for l in 0..DETECTION_CLASSES.len() {
             let k = rng.random_range(0..n);
             let e = ego_at(k);
             let range = class_range(DETECTION_CLASSES[l]).unwrap();
-            for d in [range - 1e-4, range + 1e-4] {
-                let a: f64 = rng.random_range(-3.2..3.2);
+            for d in [range - 1e-4, range + 1e-4, range] {
+                // the last exactly at the range along +x (ego_dist == range: dropped)
+                let a: f64 = if d == range { 0.0 } else { rng.random_range(-3.2..3.2) };
                 objs.push(Obj {
                     category: categories_of(l)[0].to_string(),
                     label: Some(l),
