@@ -113,6 +113,10 @@ fn masks_stay_zero_and_loss_goes_down() {
     let last = s.history.last().unwrap().loss;
     assert!(last < 0.7 * first, "loss {first} -> {last}");
     assert!(s.final_val.is_some());
+    let ev = s.final_eval.as_ref().unwrap();
+    assert_eq!(ev.frames, 2);
+    assert!(ev.map >= 0.0 && ev.map <= 1.0 && ev.miou.unwrap() >= 0.0, "{ev:?}");
+    assert!(dir.path().join("val_metrics.json").exists());
     let vars = m.vs.variables();
     for (name, mk) in &masks {
         let leaked = f64::try_from((&vars[name] * (-mk + 1.0)).abs().sum(Kind::Float)).unwrap();

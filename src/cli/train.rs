@@ -107,6 +107,12 @@ pub struct Args {
     /// Validation loss every N steps (0: at the end only).
     #[arg(long, default_value_t = 0)]
     pub val_every: usize,
+    /// Only evaluate --init-checkpoint on --val-data under --modality (no training).
+    #[arg(long)]
+    pub eval_only: bool,
+    /// Frames of --val-data used for validation (0 = all).
+    #[arg(long, default_value_t = 0)]
+    pub val_frames: usize,
     /// CPU threads for libtorch (0: libtorch's default).
     #[arg(long, default_value_t = 0)]
     pub threads: i32,
@@ -152,6 +158,20 @@ pub fn run(args: Args) -> Result<()> {
         let n = load_groups(&m.vs, p, &groups).with_context(|| "--lidar-checkpoint")?;
         tracing::info!("LiDAR branch: {n} tensors from {}", p.display());
     }
+    if args.eval_only {
+        let Some(v) = &val else { bail!("--eval-only needs --val-data") };
+        if args.init_checkpoint.is_none() {
+            bail!("--eval-only needs --init-checkpoint");
+        }
+        let n = if args.val_frames == 0 { v.len() } else { args.val_frames.min(v.len()) };
+        let idx: Vec<usize> = (0..n).collect();
+        let bs = args.batch_size.unwrap_or(m.cfg.train.batch_size);
+        let ev = crate::train::evaluate(&m.model, v.as_ref(), &idx, args.modality.mask(), bs, device)?;
+        print_eval(&ev);
+        std::fs::create_dir_all(&args.out)?;
+        crate::io::write_json(args.out.join(crate::train::trainer::EVAL_FILE), &ev)?;
+        return Ok(());
+    }
     let mut o = TrainOptions::new(&m.cfg.train, args.modality.mask(), &args.out);
     let r = &mut o.recipe;
     if let Some(v) = args.steps {
@@ -190,6 +210,9 @@ pub fn run(args: Args) -> Result<()> {
     o.amp = args.amp;
     o.resume = args.resume;
     o.val_every = args.val_every;
+    if let Some(v) = &val {
+        o.val_frames = if args.val_frames == 0 { v.len() } else { args.val_frames };
+    }
     o.label = format!("train {}", args.modality.mask().name());
     for g in &args.freeze {
         let g = match g.as_str() {
@@ -221,12 +244,32 @@ pub fn run(args: Args) -> Result<()> {
             v.total, v.heatmap, v.bbox, v.seg
         );
     }
+    if let Some(ev) = &s.final_eval {
+        print_eval(ev);
+    }
     println!("model: {}", s.model_path.display());
     println!(
         "log: {}",
         args.out.join(crate::train::trainer::CSV_FILE).display()
     );
     Ok(())
+}
+
+fn print_eval(ev: &crate::train::EvalReport) {
+    println!(
+        "{} on {} frames: mAP {:.4}  NDS {:.4}  mIoU {}",
+        ev.modality,
+        ev.frames,
+        ev.map,
+        ev.nds,
+        ev.miou.map(|m| format!("{m:.4}")).unwrap_or_else(|| "-".into())
+    );
+    let aps: Vec<String> = ev.class_ap.iter().map(|(c, a)| format!("{c} {a:.3}")).collect();
+    println!("  AP: {}", aps.join(", "));
+    let ious: Vec<String> = ev.class_iou.iter().map(|(c, a)| format!("{c} {a:.3}")).collect();
+    if !ious.is_empty() {
+        println!("  IoU: {}", ious.join(", "));
+    }
 }
 
 fn open_dataset(

@@ -231,6 +231,15 @@ fn seg_target(frame: &Frame, cfg: &ModelConfig, flip: (bool, bool), out: &mut [f
     true
 }
 
+/// A frame's map rasterised onto the model's segmentation grid, `[6, SX, SY]` as 0/1 (the
+/// ground truth of the BEV mIoU); None without a map or a segmentation head.
+pub fn seg_ground_truth(frame: &Frame, cfg: &ModelConfig) -> Option<Vec<u8>> {
+    let seg = cfg.heads.seg.as_ref()?;
+    let g = seg.grid.grid();
+    let mut out = vec![0f32; MAP_CLASSES.len() * g.nx() * g.ny()];
+    seg_target(frame, cfg, (false, false), &mut out).then(|| out.iter().map(|&v| (v > 0.5) as u8).collect())
+}
+
 impl Batch {
     /// Inputs (and targets when the frames carry annotations or maps).
     pub fn from_frames(frames: &[Frame], cfg: &ModelConfig, device: Device) -> Result<Batch> {

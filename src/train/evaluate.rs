@@ -111,3 +111,70 @@ pub fn validation_loss(
     }
     Ok(acc)
 }
+
+/// Detection and segmentation quality of a model on a dataset (nuScenes definitions, see
+/// [`crate::metrics`]).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct EvalReport {
+    pub modality: String,
+    pub frames: usize,
+    pub map: f64,
+    pub nds: f64,
+    /// Per class: AP averaged over the distance thresholds.
+    pub class_ap: Vec<(String, f64)>,
+    /// mATE, mASE, mAOE, mAVE, mAAE.
+    pub tp_errors: [f64; 5],
+    /// BEV map mIoU (max over thresholds per class, mean over classes), when frames have maps.
+    pub miou: Option<f64>,
+    pub class_iou: Vec<(String, f64)>,
+}
+
+/// Evaluate `model` on frames `indices` of `data` under `mask`.
+pub fn evaluate(
+    model: &BevFusion,
+    data: &dyn Dataset,
+    indices: &[usize],
+    mask: ModalityMask,
+    batch_size: usize,
+    device: Device,
+) -> Result<EvalReport> {
+    use crate::metrics::{
+        evaluate_detections, BevMiou, DetectionConfig, DetectionResults, GroundTruthBuilder, ResultsMeta,
+        SampleResults,
+    };
+    let mut gt = GroundTruthBuilder::new();
+    let meta = ResultsMeta { use_camera: mask.camera, use_lidar: mask.lidar, ..Default::default() };
+    let mut preds = DetectionResults::new(meta);
+    let mut miou = BevMiou::map_classes();
+    let mut with_map = 0;
+    predict_each(model, data, indices, mask, batch_size, device, |frame, p| {
+        gt.add_frame(frame)?;
+        preds.samples.push(SampleResults::from_frame(frame, &p.boxes, 500));
+        if let (Some(probs), Some(truth)) = (&p.seg, crate::model::batch::seg_ground_truth(frame, &model.cfg)) {
+            let pv = Vec::<f32>::try_from(probs.contiguous().view([-1]))?;
+            miou.update(&pv, &truth)?;
+            with_map += 1;
+        }
+        Ok(())
+    })?;
+    let gt = gt.finish();
+    let m = evaluate_detections(&gt, &preds, &DetectionConfig::default())?;
+    let names = m.class_names();
+    let class_ap = names.iter().map(|n| n.to_string()).zip(m.mean_dist_aps()).collect();
+    let (miou_v, class_iou) = if with_map > 0 {
+        let r = miou.finish();
+        (Some(r.miou), r.class_names.iter().cloned().zip(r.iou_max.iter().copied()).collect())
+    } else {
+        (None, vec![])
+    };
+    Ok(EvalReport {
+        modality: mask.name().to_string(),
+        frames: indices.len(),
+        map: m.mean_ap(),
+        nds: m.nd_score(),
+        class_ap,
+        tp_errors: m.tp_errors(),
+        miou: miou_v,
+        class_iou,
+    })
+}

@@ -11,5 +11,5 @@ pub mod optimizer;
 pub mod schedule;
 pub mod trainer;
 
-pub use evaluate::{predict, predict_each, validation_loss, FramePrediction};
+pub use evaluate::{evaluate, predict, predict_each, validation_loss, EvalReport, FramePrediction};
 pub use trainer::{train, TrainOptions, TrainSummary};

@@ -35,6 +35,7 @@ pub const STATE_FILE: &str = "train_state.safetensors";
 pub const MODEL_FILE: &str = "model.safetensors";
 pub const CSV_FILE: &str = "metrics.csv";
 pub const PLOT_FILE: &str = "loss.png";
+pub const EVAL_FILE: &str = "val_metrics.json";
 
 /// Options of one training run.
 #[derive(Clone, Debug)]
@@ -115,6 +116,8 @@ pub struct TrainSummary {
     pub final_loss: f64,
     /// Final validation loss, when validation data was given.
     pub final_val: Option<LossBreakdown>,
+    /// Final mAP / NDS / mIoU on the validation data (under the training modality mask).
+    pub final_eval: Option<crate::train::evaluate::EvalReport>,
     pub history: Vec<LogRow>,
     /// The final model (written only when all steps are done).
     pub model_path: PathBuf,
@@ -401,6 +404,7 @@ pub fn train(
 
     let stopped_early = meta.step < total;
     let mut final_val = None;
+    let mut final_eval = None;
     if !stopped_early {
         if let Some(v) = val {
             let idx: Vec<usize> = (0..v.len().min(opts.val_frames)).collect();
@@ -422,6 +426,9 @@ pub fn train(
                 &meta.history,
             )?;
             final_val = Some(vl);
+            let ev = crate::train::evaluate::evaluate(model, v, &idx, opts.modality, bsz, device)?;
+            crate::io::write_json(opts.out_dir.join(EVAL_FILE), &ev)?;
+            final_eval = Some(ev);
         }
         let mut extra = opts.extra_meta.clone();
         extra.insert(
@@ -435,6 +442,9 @@ pub fn train(
                 "frames": n,
                 "final_loss": meta.history.last().map(|h| h.loss),
                 "final_val_loss": final_val.map(|v| v.total),
+                "val_map": final_eval.as_ref().map(|e| e.map),
+                "val_nds": final_eval.as_ref().map(|e| e.nds),
+                "val_miou": final_eval.as_ref().and_then(|e| e.miou),
                 "elapsed_s": meta.elapsed_s,
             })
             .to_string(),
@@ -451,6 +461,7 @@ pub fn train(
         steps_done: meta.step,
         final_loss: meta.history.last().map(|h| h.loss).unwrap_or(f64::NAN),
         final_val,
+        final_eval,
         history: meta.history,
         model_path,
         state_path,
