@@ -309,6 +309,13 @@ impl BevFusion {
         Ok((total, br))
     }
 
+    /// Forward + task loss of a batch under a modality mask (AlterMOMA's masked loss
+    /// L_m; SNIP, ProsPr, fine-tuning).
+    pub fn task_loss(&self, batch: &Batch, mask: ModalityMask, train: bool) -> Result<(Tensor, LossBreakdown)> {
+        let out = self.forward(batch, mask, train);
+        self.loss(&out, batch)
+    }
+
     /// Detections per frame in the model's LiDAR frame (sorted by score). Empty when the
     /// model has no detection head.
     pub fn decode(&self, out: &ModelOutput) -> Vec<Vec<Box3D>> {
