@@ -5,9 +5,18 @@
 //! rasteriser), `rig.rs` (camera rigs and calibration), `nuscenes.rs` (write and read the
 //! nuScenes layout), `kitti.rs` (read the KITTI layout), `loader.rs` (batches for training),
 //! `render.rs` (PNG montage of a sample).
+pub mod camera_sim;
 pub mod dataset;
 pub mod frame;
+pub mod layout;
+pub mod lidar_sim;
+pub mod map_raster;
 pub mod nuscenes_tables;
+pub mod objects;
+pub mod rig;
+pub mod scene;
+pub mod snapshot;
+pub mod tokens;
 
 pub use dataset::Dataset;
 pub use frame::{Annotation, BevMap, CameraCalib, CameraFrame, Frame, Points, POINT_DIMS};
