@@ -219,7 +219,7 @@ pub fn render(
     let seed = snap.noise_seed ^ (0xCA3E_0000 + cam_index as u64);
     let (noise, gain, fog) = match snap.conditions.weather {
         Weather::Clear => (3.5f32, 1.0f32, None),
-        Weather::Night => (9.0, 0.16, None),
+        Weather::Night => (9.0, 0.24, None),
         Weather::Fog { visibility } => (4.5, 0.95, Some(visibility)),
     };
     let night = matches!(snap.conditions.weather, Weather::Night);

@@ -8,7 +8,8 @@
 //! ```json
 //! { "format": "altermoma-bev-map-v1", "classes": ["drivable_area", ...],
 //!   "resolution": 0.1, "logs": { "<log_token>": { "filename": "maps/bev/<log_token>.png",
-//!   "width": 3200, "height": 1800 } } }
+//!   "width": 3200, "height": 1800 } },
+//!   "default_grid": { "x_min": -32.0, "x_max": 32.0, "y_min": -32.0, "y_max": 32.0, "resolution": 0.5 } }
 //! ```
 //!
 //! Pixels follow the nuScenes devkit's `MapMask` convention, so the rasters line up with the
@@ -103,6 +104,9 @@ pub struct RasterIndex {
     pub classes: Vec<String>,
     pub resolution: f64,
     pub logs: std::collections::BTreeMap<String, RasterEntry>,
+    /// BEV grid the generator's rig crops by default (readers use it unless told otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_grid: Option<BevGrid>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
