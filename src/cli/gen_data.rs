@@ -102,6 +102,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 s.bytes as f64 / 1e6,
                 t0.elapsed().as_secs_f64()
             );
+            let counts: Vec<String> = crate::classes::DETECTION_CLASSES
+                .iter()
+                .zip(s.per_class)
+                .map(|(c, n)| format!("{c} {n}"))
+                .collect();
+            println!("annotations per class: {}", counts.join(", "));
         }
         Format::Kitti => {
             let n = crate::data::kitti::write_world(&world, &args.out, args.force, Some(&pb))?;

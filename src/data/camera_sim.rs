@@ -14,7 +14,7 @@
 
 use crate::data::frame::CameraCalib;
 use crate::data::snapshot::{ground_color, Snapshot, Weather, NO_OWNER};
-use crate::data::tokens::hash_normal;
+use crate::data::tokens::hash_noise3;
 use nalgebra::{Matrix3, Vector3};
 
 const NEAR: f64 = 0.05;
@@ -247,10 +247,10 @@ pub fn render(
             None => {}
         }
         let (u, v) = ((i % w) as i64, (i / w) as i64);
+        let n3 = hash_noise3(seed, v, u);
         let mut out = [0u8; 3];
         for ch in 0..3 {
-            let n = noise * hash_normal(seed.wrapping_add(ch as u64 * 0x9E37), v, u);
-            out[ch] = (c[ch] * gain + n).round().clamp(0.0, 255.0) as u8;
+            out[ch] = (c[ch] * gain + noise * n3[ch]).round().clamp(0.0, 255.0) as u8;
         }
         *px = image::Rgb(out);
     }

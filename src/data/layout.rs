@@ -1053,7 +1053,7 @@ impl<'a> Builder<'a> {
     }
 
     fn roadworks(&mut self, x_lo: f64, x_hi: f64, no_paint: &[(f64, f64)]) -> Option<Roadworks> {
-        if !self.rng.random_bool(0.35) {
+        if !self.rng.random_bool(0.5) {
             return None;
         }
         // Candidates: driving lanes of the main road that are not the last open lane in their

@@ -59,6 +59,8 @@ pub struct WriteSummary {
     pub instances: usize,
     pub lidar_points: usize,
     pub bytes: u64,
+    /// Annotations per detection class (`DETECTION_CLASSES` order).
+    pub per_class: [usize; 10],
 }
 
 fn lidar_file(
@@ -125,6 +127,7 @@ struct FrameRecords {
     annotations: Vec<SampleAnnotation>,
     bytes: u64,
     points: usize,
+    labels: Vec<usize>,
 }
 
 /// Where to write and how.
@@ -286,11 +289,7 @@ fn write_tree(
         let g = scene.raster;
         let rows: Vec<Vec<u8>> = (0..g.height)
             .into_par_iter()
-            .map(|r| {
-                (0..g.width)
-                    .map(|c| scene.map_bits_at_pixel(c, r))
-                    .collect()
-            })
+            .map(|r| scene.map_row(r))
             .collect();
         let bits =
             image::GrayImage::from_raw(g.width, g.height, rows.concat()).context("raster size")?;
@@ -356,6 +355,9 @@ fn write_tree(
             .collect();
         for r in recs {
             let r = r?;
+            for &l in &r.labels {
+                summary.per_class[l] += 1;
+            }
             summary.samples += 1;
             summary.annotations += r.annotations.len();
             summary.bytes += r.bytes;
@@ -502,6 +504,7 @@ fn frame_records(
         },
         scene_token: world.scene_token(s),
     };
+    let labels = sim.frame.annotations.iter().map(|a| a.bbox.label).collect();
     Ok(FrameRecords {
         sample,
         sample_data,
@@ -509,6 +512,7 @@ fn frame_records(
         annotations,
         bytes,
         points: points.len(),
+        labels,
     })
 }
 

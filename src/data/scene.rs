@@ -215,10 +215,24 @@ impl Scene {
     }
     /// Map-class bits of a global raster pixel (evaluated at the pixel's centre).
     pub fn map_bits_at_pixel(&self, col: u32, row: u32) -> u8 {
-        let (gx, gy) = self.raster.pixel_center(col, row);
-        let [x, y] = self.global_to_layout(gx, gy);
-        self.layout.map_bits(x, y)
+        self.pixel_bits(self.theta.sin_cos(), col, row)
     }
+
+    #[inline]
+    fn pixel_bits(&self, (s, c): (f64, f64), col: u32, row: u32) -> u8 {
+        let (gx, gy) = self.raster.pixel_center(col, row);
+        let (dx, dy) = (gx - self.offset[0], gy - self.offset[1]);
+        self.layout.map_bits(c * dx + s * dy, -s * dx + c * dy)
+    }
+
+    /// One row of the global map raster (class bits per pixel), as [`Self::map_bits_at_pixel`].
+    pub fn map_row(&self, row: u32) -> Vec<u8> {
+        let sc = self.theta.sin_cos();
+        (0..self.raster.width)
+            .map(|col| self.pixel_bits(sc, col, row))
+            .collect()
+    }
+
     /// Ego pose at frame `k` as a nuScenes record: translation and `[w, x, y, z]` rotation.
     pub fn ego_pose_record(&self, k: usize) -> ([f64; 3], [f64; 4]) {
         let [x, y] = self.ego_at(self.time(k));
@@ -337,26 +351,29 @@ impl Scene {
             },
         );
 
-        // Conditions.
+        // Conditions. Every draw happens whatever the outcome, so the same scene generated
+        // with another condition mix has the same layout and objects.
         let u: f64 = rng.random();
+        let fog_visibility = rng.random_range(12.0..25.0);
+        let lidar_kind = rng.random_range(0..3);
+        let (p_drop, beyond, keep) = (
+            rng.random_range(0.4..0.6),
+            rng.random_range(15.0..25.0),
+            rng.random_range(0.1..0.25),
+        );
         let (weather, lidar) = if u < mix.night {
             (Weather::Night, LidarCondition::Normal)
         } else if u < mix.night + mix.fog {
             (
                 Weather::Fog {
-                    visibility: rng.random_range(12.0..25.0),
+                    visibility: fog_visibility,
                 },
                 LidarCondition::Normal,
             )
         } else if u < mix.night + mix.fog + mix.lidar_degraded {
-            let l = match rng.random_range(0..3) {
-                0 => LidarCondition::Dropout {
-                    p: rng.random_range(0.4..0.6),
-                },
-                1 => LidarCondition::SparseFar {
-                    beyond: rng.random_range(15.0..25.0),
-                    keep: rng.random_range(0.1..0.25),
-                },
+            let l = match lidar_kind {
+                0 => LidarCondition::Dropout { p: p_drop },
+                1 => LidarCondition::SparseFar { beyond, keep },
                 _ => LidarCondition::BeamLoss,
             };
             (Weather::Clear, l)
@@ -384,6 +401,7 @@ impl Scene {
         let (ego_x0, ego_y) = b.traffic(stopped, ego_speed);
         b.parked_and_carpark();
         b.roadworks();
+        b.kerbside_obstacles(ego_x0, path);
         b.pedestrians(stopped, ego_x0, path);
         b.scenery(ego_x0, path);
         let Placer {
@@ -570,13 +588,13 @@ impl Placer<'_> {
         pick(
             &mut self.rng,
             &[
-                (Variant::Car, 74),
-                (Variant::Truck, 8),
-                (Variant::BusRigid, 4),
-                (Variant::BusBendy, 1),
-                (Variant::Motorcycle { rider: true }, 6),
-                (Variant::DumpTruck, 3),
-                (Variant::Tractor, 4),
+                (Variant::Car, 64),
+                (Variant::Truck, 10),
+                (Variant::BusRigid, 8),
+                (Variant::BusBendy, 2),
+                (Variant::Motorcycle { rider: true }, 4),
+                (Variant::DumpTruck, 4),
+                (Variant::Tractor, 8),
             ],
         )
     }
@@ -834,7 +852,7 @@ impl Placer<'_> {
                     &[
                         (Variant::Car, 84),
                         (Variant::Truck, 5),
-                        (Variant::Trailer, 3),
+                        (Variant::Trailer, 6),
                         (Variant::Motorcycle { rider: false }, 5),
                         (Variant::BusRigid, 1),
                     ],
@@ -886,7 +904,7 @@ impl Placer<'_> {
                 self.add_static(v, size, parts, x, y, yaw, true, 0.05);
             }
             // A line of concrete barriers along the far edge, sometimes.
-            if self.rng.random_bool(0.4) {
+            if self.rng.random_bool(0.6) {
                 let far_y = if cp.rect.cy() > 0.0 {
                     cp.rect.y1 - 0.5
                 } else {
@@ -910,6 +928,44 @@ impl Placer<'_> {
                 let (v, size, parts) = self.make(Variant::Cone);
                 let yaw = self.rng.random_range(-PI..PI);
                 self.add_static(v, size, parts, x, y, yaw, false, 0.3);
+            }
+        }
+    }
+
+    /// Stray cones and short barrier fences at the kerb: in the parking lane where there is
+    /// one, else on the sidewalk's kerb edge (clear of the walkers' tracks), so cones and
+    /// barriers appear outside road works too.
+    fn kerbside_obstacles(&mut self, ego_x0: f64, path: f64) {
+        let layout = self.layout;
+        for _ in 0..self.rng.random_range(0..=2) {
+            let side = if self.rng.random_bool(0.5) { 1.0 } else { -1.0 };
+            let kerb = if side > 0.0 {
+                layout.kerb_left
+            } else {
+                layout.kerb_right
+            };
+            let parking = layout
+                .lanes
+                .iter()
+                .find(|l| l.kind == LaneKind::Parking && l.center * side > 0.0)
+                .map(|l| l.center);
+            let y = parking.unwrap_or(kerb + side * 0.45);
+            let x0 = ego_x0 + self.rng.random_range(-30.0..path + 30.0);
+            if self.rng.random_bool(0.6) {
+                // A cluster of cones.
+                for k in 0..self.rng.random_range(2..=5) {
+                    let (v, size, parts) = self.make(Variant::Cone);
+                    let yaw = self.rng.random_range(-PI..PI);
+                    self.add_static(v, size, parts, x0 + 1.2 * k as f64, y, yaw, false, 0.1);
+                }
+            } else {
+                // A short fence of plastic barriers along the kerb.
+                let mut x = x0;
+                for _ in 0..self.rng.random_range(2..=4) {
+                    let (v, size, parts) = self.make(Variant::BarrierPlastic);
+                    self.add_static(v, size, parts, x + size[0] / 2.0, y, FRAC_PI_2, false, 0.05);
+                    x += size[0] + 0.2;
+                }
             }
         }
     }
@@ -1002,7 +1058,7 @@ impl Placer<'_> {
         let main_red = stopped && layout.kind != JunctionKind::Straight;
         let t_end = self.duration;
         let near = |x: f64| x > ego_x0 - 75.0 && x < ego_x0 + path + 75.0;
-        let density = self.rng.random_range(0.4..1.4);
+        let density = self.rng.random_range(0.25..0.8);
         // Walkers along sidewalk tracks: one speed per track, so nobody walks through anybody.
         for w in layout.walks.clone() {
             let (lo, hi, width) = if w.axis_x {
@@ -1037,7 +1093,7 @@ impl Placer<'_> {
                 let speed = self.rng.random_range(0.9..1.5);
                 let mut u = lo + self.rng.random_range(0.0..10.0);
                 while u < hi {
-                    let gap = self.rng.random_range(5.0..30.0) / density;
+                    let gap = self.rng.random_range(8.0..40.0) / density;
                     let end = u + dir * speed * t_end;
                     let inside = u > lo + 0.6 && u < hi - 0.6 && end > lo + 0.6 && end < hi - 0.6;
                     let (x, y) = if w.axis_x { (u, cross) } else { (cross, u) };
@@ -1083,7 +1139,7 @@ impl Placer<'_> {
                 }
             };
             let axis_yaw = if w.axis_x { 0.0 } else { FRAC_PI_2 };
-            for _ in 0..(self.rng.random_range(0..=4) as f64 * density).round() as usize {
+            for _ in 0..(self.rng.random_range(0..=3) as f64 * density).round() as usize {
                 let (v, size, parts) = self.make(Variant::Adult);
                 let (x, y) = outer(self, 0.45);
                 if near(x) {
@@ -1091,9 +1147,9 @@ impl Placer<'_> {
                     self.add_static(v, size, parts, x, y, yaw, false, 0.15);
                 }
             }
-            for _ in 0..self.rng.random_range(0..=2) {
+            for _ in 0..usize::from(self.rng.random_bool(0.35)) {
                 let (x0, y0) = outer(self, 0.35);
-                let n = self.rng.random_range(1..=4);
+                let n = self.rng.random_range(1..=3);
                 let kind = if self.rng.random_bool(0.7) {
                     Variant::Bicycle { rider: false }
                 } else {

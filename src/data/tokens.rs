@@ -86,25 +86,48 @@ pub fn stable_token(kind: &str, name: &str) -> String {
         .hex()
 }
 
+/// One well-mixed 64-bit hash of a seed and two integer coordinates.
+#[inline]
+pub fn hash2(seed: u64, a: i64, b: i64) -> u64 {
+    mix64(
+        seed ^ (a as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ (b as u64)
+                .wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+                .rotate_left(31),
+    )
+}
+
 /// Uniform noise in [0, 1) keyed by a seed and two integer coordinates.
 #[inline]
 pub fn hash01(seed: u64, a: i64, b: i64) -> f32 {
-    let h = mix64(seed ^ mix64((a as u64).wrapping_mul(0x9E37_79B9) ^ mix64(b as u64)));
-    (h >> 40) as f32 / (1u64 << 24) as f32
+    (hash2(seed, a, b) >> 40) as f32 / (1u64 << 24) as f32
 }
 
 /// Approximately standard-normal noise keyed like [`hash01`] (sum of four uniforms, scaled).
 #[inline]
 pub fn hash_normal(seed: u64, a: i64, b: i64) -> f32 {
-    let h = mix64(
-        seed ^ mix64((a as u64).wrapping_mul(0xD1B5_4A32_D192_ED03) ^ mix64(b as u64 ^ 0x5555)),
-    );
+    let h = hash2(seed ^ 0x5555_AAAA_5555_AAAA, a, b);
     let s = (h & 0xFFFF) as f32
         + ((h >> 16) & 0xFFFF) as f32
         + ((h >> 32) & 0xFFFF) as f32
         + (h >> 48) as f32;
     // Sum of 4 U(0, 65536): mean 131070, std 65536 * sqrt(4/12).
     (s - 131_070.0) / (65_536.0 * 0.577_350_3)
+}
+
+/// Three independent zero-mean, unit-variance noise values (triangular distribution) from
+/// one hash: cheap per-pixel colour noise.
+#[inline]
+pub fn hash_noise3(seed: u64, a: i64, b: i64) -> [f32; 3] {
+    let h = hash2(seed, a, b);
+    let u = |k: u32| ((h >> (10 * k)) & 0x3FF) as f32 / 1024.0;
+    // (U1 + U2 - 1) has variance 1/6.
+    let s = 2.449_489_7;
+    [
+        (u(0) + u(1) - 1.0) * s,
+        (u(2) + u(3) - 1.0) * s,
+        (u(4) + u(5) - 1.0) * s,
+    ]
 }
 
 #[cfg(test)]
@@ -147,5 +170,19 @@ mod tests {
         assert!(mean.abs() < 0.03, "{mean}");
         assert!((var - 1.0).abs() < 0.05, "{var}");
         assert!((u / n as f64 - 0.5).abs() < 0.01);
+        let (mut m, mut v) = ([0.0f64; 3], [0.0f64; 3]);
+        for i in 0..n {
+            let x = hash_noise3(9, i, 2 * i);
+            for c in 0..3 {
+                m[c] += x[c] as f64;
+                v[c] += (x[c] as f64).powi(2);
+            }
+        }
+        for c in 0..3 {
+            assert!(
+                (m[c] / n as f64).abs() < 0.03 && (v[c] / n as f64 - 1.0).abs() < 0.06,
+                "{m:?} {v:?}"
+            );
+        }
     }
 }

@@ -26,6 +26,7 @@ use crate::data::tokens::{token, Hasher128};
 use crate::geometry::BevGrid;
 use anyhow::Result;
 use nalgebra::Isometry3;
+use rayon::prelude::*;
 use std::sync::{Arc, OnceLock};
 
 /// What to generate.
@@ -285,12 +286,18 @@ impl SyntheticWorld {
         let n_actors = scene.actors.len();
 
         let points = lidar_sim::simulate(&rig.lidar, &snap);
+        let ts = scene.timestamp_us(k);
+        // Cameras render in parallel; results are collected in rig order.
+        let renders: Vec<camera_sim::CameraRender> = self
+            .calibs
+            .par_iter()
+            .enumerate()
+            .map(|(ci, calib)| camera_sim::render(calib, &snap, n_actors, ci, keep_owners))
+            .collect();
         let mut cameras = Vec::with_capacity(self.calibs.len());
         let mut owners = Vec::new();
         let mut coverage: Vec<Vec<(u32, u32)>> = Vec::new();
-        let ts = scene.timestamp_us(k);
-        for (ci, calib) in self.calibs.iter().enumerate() {
-            let r = camera_sim::render(calib, &snap, n_actors, ci, keep_owners);
+        for (calib, r) in self.calibs.iter().zip(renders) {
             coverage.push(r.coverage);
             if let Some(o) = r.owners {
                 owners.push(o);
