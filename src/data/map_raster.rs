@@ -17,9 +17,11 @@
 //! `round(height - y / res)`; pixel (col, row) is centred at global
 //! `(col * res, (height - row) * res)`. Points outside the raster have no class.
 //!
-//! A crop samples the raster at every BEV cell centre (nearest pixel) after mapping the
-//! centre from the LiDAR frame to the global frame, so the in-memory world (which evaluates
-//! its layout at the same pixel centres) and the reader give identical masks.
+//! A crop gives a BEV cell a class when any of its sub-samples (an n x n grid with
+//! n = ceil(resolution / 0.25 m), so thin dividers and stop lines are never skipped) falls
+//! on a raster pixel of that class, after mapping the samples from the LiDAR frame to the
+//! global frame. The in-memory world evaluates its layout at the same pixel centres, so it
+//! and the reader give identical masks.
 
 use crate::classes::MAP_CLASSES;
 use crate::data::frame::BevMap;
@@ -69,26 +71,30 @@ impl RasterGeometry {
 
 /// Crop a global raster into a BEV grid in the LiDAR frame. `bits_at(col, row)` returns the
 /// class bits of a raster pixel.
-pub fn crop(
-    grid: &BevGrid,
-    lidar_to_global: &Isometry3<f64>,
-    raster: &RasterGeometry,
-    bits_at: impl Fn(u32, u32) -> u8,
-) -> BevMap {
+pub fn crop(grid: &BevGrid, lidar_to_global: &Isometry3<f64>, raster: &RasterGeometry, bits_at: impl Fn(u32, u32) -> u8) -> BevMap {
     let (nx, ny) = (grid.nx(), grid.ny());
     let c = MAP_CLASSES.len();
+    let sub = ((grid.resolution / SUBSAMPLE_SPACING) - 1e-9).ceil().max(1.0) as usize;
+    let step = grid.resolution / sub as f64;
     let mut data = vec![0u8; c * nx * ny];
     for i in 0..nx {
         for j in 0..ny {
-            let (x, y) = grid.center(i, j);
-            let g = lidar_to_global * Point3::new(x, y, 0.0);
-            if let Some((col, row)) = raster.pixel_of(g.x, g.y) {
-                let bits = bits_at(col, row);
-                if bits != 0 {
-                    for k in 0..c {
-                        if bits & (1 << k) != 0 {
-                            data[k * nx * ny + i * ny + j] = 1;
-                        }
+            let x0 = grid.x_min + i as f64 * grid.resolution;
+            let y0 = grid.y_min + j as f64 * grid.resolution;
+            let mut bits = 0u8;
+            for a in 0..sub {
+                for b in 0..sub {
+                    let p = Point3::new(x0 + (a as f64 + 0.5) * step, y0 + (b as f64 + 0.5) * step, 0.0);
+                    let g = lidar_to_global * p;
+                    if let Some((col, row)) = raster.pixel_of(g.x, g.y) {
+                        bits |= bits_at(col, row);
+                    }
+                }
+            }
+            if bits != 0 {
+                for k in 0..c {
+                    if bits & (1 << k) != 0 {
+                        data[k * nx * ny + i * ny + j] = 1;
                     }
                 }
             }
@@ -96,6 +102,9 @@ pub fn crop(
     }
     BevMap { grid: *grid, data }
 }
+
+/// Spacing of the sub-samples of a crop cell (metres).
+pub const SUBSAMPLE_SPACING: f64 = 0.25;
 
 /// `maps/bev/index.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
