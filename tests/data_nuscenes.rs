@@ -512,3 +512,101 @@ fn render_writes_a_montage_of_a_sample() {
         .unwrap();
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("out of range"));
 }
+
+#[test]
+fn reads_what_a_real_nuscenes_download_has() {
+    // Real nuScenes has LiDAR sweeps (non-key frames), categories outside the detection
+    // task, and cameras that fire after the LiDAR (their own ego poses). Add all three to a
+    // generated dataset and read it back.
+    use altermoma::data::nuscenes_tables::{Category, Instance, SampleAnnotation};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ds");
+    write(&world(3, 1, 2), &dir);
+    let before = NuScenesDataset::open(&dir, VERSION).unwrap();
+    let f0 = before.get(0).unwrap();
+    let mut t = before.tables().clone();
+    let s0 = before.token(0);
+    let lidar = t
+        .sample_data
+        .iter()
+        .find(|sd| sd.sample_token == s0 && sd.filename.contains("LIDAR_TOP"))
+        .unwrap()
+        .clone();
+    let mut sweep = lidar.clone();
+    sweep.token = "sweep-0".into();
+    sweep.is_key_frame = false;
+    sweep.timestamp += 25_000;
+    sweep.filename = "sweeps/LIDAR_TOP/sweep-0.pcd.bin".into();
+    std::fs::create_dir_all(dir.join("sweeps/LIDAR_TOP")).unwrap();
+    std::fs::write(dir.join(&sweep.filename), vec![0u8; 20 * 3]).unwrap();
+    t.sample_data.push(sweep);
+    t.category.push(Category {
+        token: "rack".into(),
+        name: "static_object.bicycle_rack".into(),
+        description: String::new(),
+        index: Some(31),
+    });
+    t.instance.push(Instance {
+        token: "rack-instance".into(),
+        category_token: "rack".into(),
+        nbr_annotations: 1,
+        first_annotation_token: "rack-ann".into(),
+        last_annotation_token: "rack-ann".into(),
+    });
+    t.sample_annotation.push(SampleAnnotation {
+        token: "rack-ann".into(),
+        sample_token: s0.clone(),
+        instance_token: "rack-instance".into(),
+        visibility_token: "4".into(),
+        attribute_tokens: vec![],
+        translation: [1.0, 1.0, 0.5],
+        size: [3.0, 1.0, 1.0],
+        rotation: [1.0, 0.0, 0.0, 0.0],
+        prev: String::new(),
+        next: String::new(),
+        num_lidar_pts: 5,
+        num_radar_pts: 0,
+    });
+    // CAM_FRONT of sample 0 fires when the car is 1 m further along its heading.
+    let ego = t
+        .ego_pose
+        .iter()
+        .find(|e| e.token == lidar.ego_pose_token)
+        .unwrap()
+        .clone();
+    let yaw = altermoma::geometry::Box3D::yaw_from_quaternion(ego.rotation);
+    let mut moved = ego.clone();
+    moved.token = "camera-ego".into();
+    moved.translation = [
+        ego.translation[0] + yaw.cos(),
+        ego.translation[1] + yaw.sin(),
+        ego.translation[2],
+    ];
+    t.ego_pose.push(moved);
+    let cam = t
+        .sample_data
+        .iter_mut()
+        .find(|sd| sd.sample_token == s0 && sd.filename.contains("CAM_FRONT/"))
+        .unwrap();
+    cam.ego_pose_token = "camera-ego".into();
+    t.save(&dir, VERSION).unwrap();
+
+    let after = NuScenesDataset::open(&dir, VERSION).unwrap();
+    assert_eq!(after.len(), before.len(), "sweeps are not samples");
+    let g0 = after.get(0).unwrap();
+    assert_eq!(g0.points, f0.points, "the key-frame LiDAR, not the sweep");
+    assert_eq!(
+        g0.annotations.len(),
+        f0.annotations.len(),
+        "the bicycle rack is not a detection class"
+    );
+    let (a, b) = (&f0.cameras[0].calib, &g0.cameras[0].calib);
+    assert_eq!(a.name, "CAM_FRONT");
+    // The LiDAR is axis-aligned with the ego: the camera sits 1 m further along LiDAR x.
+    let d = b.cam_to_lidar.translation.vector - a.cam_to_lidar.translation.vector;
+    assert!(
+        (d.x - 1.0).abs() < 1e-9 && d.y.abs() < 1e-9 && d.z.abs() < 1e-9,
+        "{d:?}"
+    );
+    assert!(after.get(1).is_ok());
+}

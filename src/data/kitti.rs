@@ -103,8 +103,16 @@ pub fn parse_calib(path: &Path) -> Result<KittiCalib> {
             .collect();
         keys.insert(key.trim().to_string(), (ln + 1, vals?));
     }
+    // KITTI tracking/raw calib files spell two keys differently.
+    fn alias(k: &str) -> &str {
+        match k {
+            "R0_rect" => "R_rect",
+            "Tr_velo_to_cam" => "Tr_velo_cam",
+            other => other,
+        }
+    }
     let get = |k: &str, n: usize| -> Result<Vec<f64>> {
-        match keys.get(k) {
+        match keys.get(k).or_else(|| keys.get(alias(k))) {
             Some((_, v)) if v.len() == n => Ok(v.clone()),
             Some((ln, v)) => bail!(
                 "{}:{ln}: `{k}` needs {n} numbers, got {}",
