@@ -272,13 +272,6 @@ fn print_eval(ev: &crate::train::EvalReport) {
     }
 }
 
-fn open_dataset(
-    dir: &std::path::Path,
-    version: Option<&str>,
-) -> Result<Box<dyn crate::data::Dataset>> {
-    let _ = version;
-    bail!(
-        "cannot open {}: the dataset readers (issue #3) are not merged into this build yet",
-        dir.display()
-    )
+fn open_dataset(dir: &std::path::Path, version: Option<&str>) -> Result<Box<dyn crate::data::Dataset>> {
+    crate::data::open_dataset(dir, version).with_context(|| format!("opening dataset {}", dir.display()))
 }
