@@ -1,1 +1,7 @@
 //! rosbag2 reading and writing (metadata.yaml + MCAP or sqlite3) and CDR (issue #8).
+//!
+//! - [`cdr`]: bounds-checked CDR reader/writer and the `cdr_message!` layout macro.
+//! - [`messages`]: the message types bags carry into the pipeline, decoded into r2r structs.
+pub mod cdr;
+#[cfg(feature = "ros")]
+pub mod messages;
