@@ -51,10 +51,7 @@ impl<'a> CdrReader<'a> {
         if message.len() < ENCAPSULATION_LEN {
             return Err(CdrError {
                 offset: 0,
-                what: format!(
-                    "message of {} bytes is shorter than the 4-byte CDR header",
-                    message.len()
-                ),
+                what: format!("message of {} bytes is shorter than the 4-byte CDR header", message.len()),
             });
         }
         let little = match (message[0], message[1]) {
@@ -63,16 +60,13 @@ impl<'a> CdrReader<'a> {
             (a, b) => {
                 return Err(CdrError {
                     offset: 0,
-                    what: format!("unsupported CDR encapsulation {a:#04x} {b:#04x} (expected plain CDR, 00 00 or 00 01)"),
+                    what: format!(
+                        "unsupported CDR encapsulation {a:#04x} {b:#04x} (expected plain CDR, 00 00 or 00 01)"
+                    ),
                 })
             }
         };
-        Ok(Self {
-            buf: &message[ENCAPSULATION_LEN..],
-            pos: 0,
-            little,
-            field: "",
-        })
+        Ok(Self { buf: &message[ENCAPSULATION_LEN..], pos: 0, little, field: "" })
     }
 
     /// True for a little-endian message.
@@ -97,15 +91,8 @@ impl<'a> CdrReader<'a> {
 
     pub fn error(&self, what: impl Into<String>) -> CdrError {
         let what = what.into();
-        let what = if self.field.is_empty() {
-            what
-        } else {
-            format!("field `{}`: {what}", self.field)
-        };
-        CdrError {
-            offset: self.offset(),
-            what,
-        }
+        let what = if self.field.is_empty() { what } else { format!("field `{}`: {what}", self.field) };
+        CdrError { offset: self.offset(), what }
     }
 
     #[inline]
@@ -122,10 +109,7 @@ impl<'a> CdrReader<'a> {
     #[inline]
     pub fn bytes(&mut self, n: usize) -> CdrResult<&'a [u8]> {
         if n > self.remaining() {
-            return Err(self.error(format!(
-                "needs {n} bytes but only {} remain",
-                self.remaining()
-            )));
+            return Err(self.error(format!("needs {n} bytes but only {} remain", self.remaining())));
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -159,33 +143,21 @@ impl<'a> CdrReader<'a> {
     }
     pub fn u16(&mut self) -> CdrResult<u16> {
         let a = self.array::<2>()?;
-        Ok(if self.little {
-            u16::from_le_bytes(a)
-        } else {
-            u16::from_be_bytes(a)
-        })
+        Ok(if self.little { u16::from_le_bytes(a) } else { u16::from_be_bytes(a) })
     }
     pub fn i16(&mut self) -> CdrResult<i16> {
         Ok(self.u16()? as i16)
     }
     pub fn u32(&mut self) -> CdrResult<u32> {
         let a = self.array::<4>()?;
-        Ok(if self.little {
-            u32::from_le_bytes(a)
-        } else {
-            u32::from_be_bytes(a)
-        })
+        Ok(if self.little { u32::from_le_bytes(a) } else { u32::from_be_bytes(a) })
     }
     pub fn i32(&mut self) -> CdrResult<i32> {
         Ok(self.u32()? as i32)
     }
     pub fn u64(&mut self) -> CdrResult<u64> {
         let a = self.array::<8>()?;
-        Ok(if self.little {
-            u64::from_le_bytes(a)
-        } else {
-            u64::from_be_bytes(a)
-        })
+        Ok(if self.little { u64::from_le_bytes(a) } else { u64::from_be_bytes(a) })
     }
     pub fn i64(&mut self) -> CdrResult<i64> {
         Ok(self.u64()? as i64)
@@ -206,28 +178,19 @@ impl<'a> CdrReader<'a> {
             return Ok(String::new());
         }
         if n > self.remaining() {
-            return Err(self.error(format!(
-                "string length {n} exceeds the {} bytes that remain",
-                self.remaining()
-            )));
+            return Err(self.error(format!("string length {n} exceeds the {} bytes that remain", self.remaining())));
         }
         let b = self.bytes(n)?;
         let text = &b[..n - 1];
         if b[n - 1] != 0 {
             return Err(CdrError {
                 offset: at,
-                what: format!(
-                    "field `{}`: string of length {n} is not NUL-terminated",
-                    self.field
-                ),
+                what: format!("field `{}`: string of length {n} is not NUL-terminated", self.field),
             });
         }
         match std::str::from_utf8(text) {
             Ok(s) => Ok(s.to_owned()),
-            Err(e) => Err(CdrError {
-                offset: at,
-                what: format!("field `{}`: string is not UTF-8 ({e})", self.field),
-            }),
+            Err(e) => Err(CdrError { offset: at, what: format!("field `{}`: string is not UTF-8 ({e})", self.field) }),
         }
     }
 
@@ -243,10 +206,9 @@ impl<'a> CdrReader<'a> {
     pub fn check_count(&self, n: usize, min_elem_size: usize) -> CdrResult<()> {
         let need = n.saturating_mul(min_elem_size.max(1));
         if need > self.remaining() {
-            return Err(self.error(format!(
-                "{n} elements need at least {need} bytes but only {} remain",
-                self.remaining()
-            )));
+            return Err(
+                self.error(format!("{n} elements need at least {need} bytes but only {} remain", self.remaining()))
+            );
         }
         Ok(())
     }
@@ -547,11 +509,7 @@ pub fn write_fixed<T: CdrField>(values: &[T], n: usize, w: &mut CdrWriter) -> Cd
     if values.len() != n {
         return Err(CdrError {
             offset: w.position(),
-            what: format!(
-                "fixed-size array {}[{n}] has {} elements",
-                T::ros_type(),
-                values.len()
-            ),
+            what: format!("fixed-size array {}[{n}] has {} elements", T::ros_type(), values.len()),
         });
     }
     T::write_many(values, w)
@@ -692,10 +650,7 @@ mod tests {
         assert_eq!(&bytes[4 + 16..4 + 24], &1.0f64.to_le_bytes());
         assert_eq!(Outer::decode(&bytes).unwrap(), m);
         assert_eq!(Outer::fields()[2], ("k", "float64[3]".to_string()));
-        assert_eq!(
-            Outer::fields()[3],
-            ("items", "test_msgs/Inner[]".to_string())
-        );
+        assert_eq!(Outer::fields()[3], ("items", "test_msgs/Inner[]".to_string()));
         let mut deps = Vec::new();
         Outer::dependencies(&mut deps);
         assert_eq!(deps, vec!["test_msgs/msg/Inner", "test_msgs/msg/Outer"]);
@@ -726,10 +681,7 @@ mod tests {
         assert_eq!(&bytes[44..48], &2u32.to_le_bytes());
         bytes[44..48].copy_from_slice(&u32::MAX.to_le_bytes());
         let e = Outer::decode(&bytes).unwrap_err();
-        assert!(
-            e.what.contains("items") && e.what.contains("elements"),
-            "{e}"
-        );
+        assert!(e.what.contains("items") && e.what.contains("elements"), "{e}");
         assert_eq!(e.offset, 48);
         // A string length beyond the message.
         let mut bytes = sample().encode().unwrap();

@@ -12,14 +12,11 @@
 
 use super::cdr::{CdrError, CdrField, CdrMessage};
 use r2r::altermoma_msgs::msg::{
-    BevSegmentation, Detection3D, Detection3DArray, FrameGroundTruth, ProcessingTime,
-    RigCalibration,
+    BevSegmentation, Detection3D, Detection3DArray, FrameGroundTruth, ProcessingTime, RigCalibration,
 };
 use r2r::builtin_interfaces::msg::Time;
 use r2r::geometry_msgs::msg::{Point, Pose, Quaternion, Vector3};
-use r2r::sensor_msgs::msg::{
-    CameraInfo, CompressedImage, Image, PointCloud2, PointField, RegionOfInterest,
-};
+use r2r::sensor_msgs::msg::{CameraInfo, CompressedImage, Image, PointCloud2, PointField, RegionOfInterest};
 use r2r::std_msgs::msg::Header;
 
 crate::cdr_message!(Time, "builtin_interfaces/msg/Time", { sec: i32, nanosec: u32 });
@@ -182,25 +179,13 @@ pub fn decode(type_name: &str, bytes: &[u8]) -> Result<Option<Decoded>, CdrError
     Ok(Some(match canonical_type(type_name).as_str() {
         "sensor_msgs/msg/PointCloud2" => Decoded::PointCloud2(PointCloud2::decode(bytes)?),
         "sensor_msgs/msg/Image" => Decoded::Image(Image::decode(bytes)?),
-        "sensor_msgs/msg/CompressedImage" => {
-            Decoded::CompressedImage(CompressedImage::decode(bytes)?)
-        }
+        "sensor_msgs/msg/CompressedImage" => Decoded::CompressedImage(CompressedImage::decode(bytes)?),
         "sensor_msgs/msg/CameraInfo" => Decoded::CameraInfo(CameraInfo::decode(bytes)?),
-        "altermoma_msgs/msg/Detection3DArray" => {
-            Decoded::Detection3DArray(Detection3DArray::decode(bytes)?)
-        }
-        "altermoma_msgs/msg/BevSegmentation" => {
-            Decoded::BevSegmentation(BevSegmentation::decode(bytes)?)
-        }
-        "altermoma_msgs/msg/ProcessingTime" => {
-            Decoded::ProcessingTime(ProcessingTime::decode(bytes)?)
-        }
-        "altermoma_msgs/msg/FrameGroundTruth" => {
-            Decoded::FrameGroundTruth(FrameGroundTruth::decode(bytes)?)
-        }
-        "altermoma_msgs/msg/RigCalibration" => {
-            Decoded::RigCalibration(RigCalibration::decode(bytes)?)
-        }
+        "altermoma_msgs/msg/Detection3DArray" => Decoded::Detection3DArray(Detection3DArray::decode(bytes)?),
+        "altermoma_msgs/msg/BevSegmentation" => Decoded::BevSegmentation(BevSegmentation::decode(bytes)?),
+        "altermoma_msgs/msg/ProcessingTime" => Decoded::ProcessingTime(ProcessingTime::decode(bytes)?),
+        "altermoma_msgs/msg/FrameGroundTruth" => Decoded::FrameGroundTruth(FrameGroundTruth::decode(bytes)?),
+        "altermoma_msgs/msg/RigCalibration" => Decoded::RigCalibration(RigCalibration::decode(bytes)?),
         _ => return Ok(None),
     }))
 }
@@ -243,24 +228,13 @@ mod tests {
     use r2r::WrappedTypesupport;
 
     fn header(sec: i32, frame: &str) -> Header {
-        Header {
-            stamp: Time {
-                sec,
-                nanosec: 123_456_789,
-            },
-            frame_id: frame.into(),
-        }
+        Header { stamp: Time { sec, nanosec: 123_456_789 }, frame_id: frame.into() }
     }
 
     fn pose(x: f64) -> Pose {
         Pose {
             position: Point { x, y: -2.0, z: 0.5 },
-            orientation: Quaternion {
-                x: 0.0,
-                y: 0.0,
-                z: 0.38268343236508984,
-                w: 0.9238795325112867,
-            },
+            orientation: Quaternion { x: 0.0, y: 0.0, z: 0.38268343236508984, w: 0.9238795325112867 },
         }
     }
 
@@ -270,21 +244,9 @@ mod tests {
             class_id: i,
             score: 0.25 * i as f32,
             pose: pose(i as f64),
-            size: Vector3 {
-                x: 4.5,
-                y: 1.9,
-                z: 1.6,
-            },
-            velocity: Vector3 {
-                x: 1.0,
-                y: 0.0,
-                z: 0.0,
-            },
-            attribute_name: if i % 2 == 0 {
-                String::new()
-            } else {
-                "pedestrian.moving".into()
-            },
+            size: Vector3 { x: 4.5, y: 1.9, z: 1.6 },
+            velocity: Vector3 { x: 1.0, y: 0.0, z: 0.0 },
+            attribute_name: if i % 2 == 0 { String::new() } else { "pedestrian.moving".into() },
         }
     }
 
@@ -309,12 +271,7 @@ mod tests {
             fields: ["x", "y", "z", "intensity"]
                 .iter()
                 .enumerate()
-                .map(|(i, n)| PointField {
-                    name: n.to_string(),
-                    offset: 4 * i as u32,
-                    datatype: 7,
-                    count: 1,
-                })
+                .map(|(i, n)| PointField { name: n.to_string(), offset: 4 * i as u32, datatype: 7, count: 1 })
                 .collect(),
             is_bigendian: false,
             point_step: 16,
@@ -337,11 +294,7 @@ mod tests {
         assert_eq!(ours.len(), rmw.len(), "{}", T::TYPE_NAME);
         let padding = ours.iter().zip(&marked).filter(|(a, b)| a != b).count();
         for (i, ((a, b), r)) in ours.iter().zip(&marked).zip(&rmw).enumerate() {
-            assert!(
-                a != b || a == r,
-                "{}: byte {i} differs: ours {a}, rmw {r}",
-                T::TYPE_NAME
-            );
+            assert!(a != b || a == r, "{}: byte {i} differs: ours {a}, rmw {r}", T::TYPE_NAME);
         }
         assert!(padding < ours.len() / 2 + 4, "{}", T::TYPE_NAME);
         assert_eq!(&T::decode(&rmw).unwrap(), m);
@@ -361,11 +314,7 @@ mod tests {
             step: 9,
             data: (0..18).collect(),
         });
-        same_as_rmw(&CompressedImage {
-            header: header(1, "cam"),
-            format: "jpeg".into(),
-            data: vec![0xff, 0xd8, 1],
-        });
+        same_as_rmw(&CompressedImage { header: header(1, "cam"), format: "jpeg".into(), data: vec![0xff, 0xd8, 1] });
         same_as_rmw(&CameraInfo {
             header: header(5, "cam_front"),
             height: 900,
@@ -377,13 +326,7 @@ mod tests {
             p: (0..12).map(|i| i as f64 * 1.5).collect(),
             binning_x: 1,
             binning_y: 2,
-            roi: RegionOfInterest {
-                x_offset: 1,
-                y_offset: 2,
-                height: 3,
-                width: 4,
-                do_rectify: true,
-            },
+            roi: RegionOfInterest { x_offset: 1, y_offset: 2, height: 3, width: 4, do_rectify: true },
         });
         same_as_rmw(&Detection3DArray {
             header: header(9, "lidar_top"),
@@ -422,14 +365,8 @@ mod tests {
     fn decode_dispatches_by_type_name() {
         let c = cloud();
         let bytes = c.encode().unwrap();
-        assert_eq!(
-            decode("sensor_msgs/msg/PointCloud2", &bytes).unwrap(),
-            Some(Decoded::PointCloud2(c.clone()))
-        );
-        assert_eq!(
-            decode("sensor_msgs/PointCloud2", &bytes).unwrap(),
-            Some(Decoded::PointCloud2(c))
-        );
+        assert_eq!(decode("sensor_msgs/msg/PointCloud2", &bytes).unwrap(), Some(Decoded::PointCloud2(c.clone())));
+        assert_eq!(decode("sensor_msgs/PointCloud2", &bytes).unwrap(), Some(Decoded::PointCloud2(c)));
         assert_eq!(decode("tf2_msgs/msg/TFMessage", &bytes).unwrap(), None);
         assert!(decode("sensor_msgs/msg/CameraInfo", &bytes).is_err());
         assert!(is_known("altermoma_msgs/FrameGroundTruth") && !is_known("std_msgs/msg/String"));

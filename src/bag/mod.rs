@@ -5,3 +5,14 @@
 pub mod cdr;
 #[cfg(feature = "ros")]
 pub mod messages;
+pub mod mcap;
+pub mod metadata;
+pub mod msgdef;
+pub mod reader;
+pub mod sqlite;
+pub mod writer;
+
+pub use reader::{Bag, Issue, Location, MessageRef, Topic};
+pub use writer::{BagWriter, StorageKind, TopicId};
+#[cfg(all(test, feature = "ros"))]
+mod tests;
