@@ -93,6 +93,8 @@ impl SqliteFile {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
         )
         .with_context(|| format!("opening sqlite3 bag {}", name.display()))?;
+        // Memory-mapped reads: blobs are served from the page cache without a copy.
+        let _ = conn.pragma_update(None, "mmap_size", 1i64 << 34);
         let tcols = columns(&conn, "topics");
         if tcols.is_empty() || columns(&conn, "messages").is_empty() {
             anyhow::bail!("{}: not a rosbag2 sqlite3 file (no topics/messages tables)", name.display());
@@ -198,42 +200,60 @@ impl SqliteFile {
             }
         };
         while let Some((a, b)) = todo.pop() {
-            // Rows are delivered only after the whole window was read, so a failing window
-            // can be split without delivering anything twice.
-            let rows: rusqlite::Result<Vec<(i64, i64, i64, Vec<u8>)>> = st
-                .query_map(params![a, b], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-                .and_then(|it| it.collect());
-            match rows {
-                Ok(rows) => {
+            // Rows are handed out straight from SQLite's buffers. When SQLite fails inside the
+            // window, the rows not handed out yet (`next..b`) are split and retried, down to
+            // single rows, which are reported.
+            let mut next = a;
+            let failure: Option<rusqlite::Error> = 'window: {
+                let mut rows = match st.query(params![a, b]) {
+                    Ok(r) => r,
+                    Err(e) => break 'window Some(e),
+                };
+                loop {
+                    let row = match rows.next() {
+                        Ok(Some(r)) => r,
+                        Ok(None) => break 'window None,
+                        Err(e) => break 'window Some(e),
+                    };
+                    let fields = (|| -> rusqlite::Result<(i64, i64, i64, &[u8])> {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get_ref(3)?.as_blob()?))
+                    })();
+                    let (id, topic_id, ts, data) = match fields {
+                        Ok(f) => f,
+                        Err(e) => break 'window Some(e),
+                    };
                     flush(&mut bad, issues);
-                    for (id, topic_id, ts, data) in rows {
-                        let Some(topic) = self.by_id.get(&topic_id) else {
-                            let n = unknown.entry(topic_id).or_insert(0);
-                            if *n == 0 {
-                                issues.push(self.issue(format!("messages row {id}: topic id {topic_id} is not in the topics table: skipped")));
-                            }
-                            *n += 1;
-                            continue;
-                        };
-                        let m = MessageRef { file: &self.path, location: Location::Row { id }, log_time: ts, data: &data };
-                        if !visit(&m, topic)? {
-                            return Ok(());
+                    next = id + 1;
+                    let Some(topic) = self.by_id.get(&topic_id) else {
+                        let n = unknown.entry(topic_id).or_insert(0);
+                        if *n == 0 {
+                            issues.push(self.issue(format!(
+                                "messages row {id}: topic id {topic_id} is not in the topics table: skipped"
+                            )));
                         }
+                        *n += 1;
+                        continue;
+                    };
+                    let m = MessageRef { file: &self.path, location: Location::Row { id }, log_time: ts, data };
+                    if !visit(&m, topic)? {
+                        return Ok(());
                     }
                 }
-                Err(e) if b - a > 1 => {
-                    let mid = a + (b - a) / 2;
-                    tracing::debug!("{}: rows {a}..{b} unreadable ({e}), splitting", self.path.display());
-                    todo.push((mid, b));
-                    todo.push((a, mid));
-                }
-                Err(e) => match &mut bad {
-                    Some((_, end, _)) if *end + 1 == a => *end = a,
+            };
+            let Some(e) = failure else { continue };
+            if b - next > 1 {
+                let mid = next + (b - next) / 2;
+                tracing::debug!("{}: rows {next}..{b} unreadable ({e}), splitting", self.path.display());
+                todo.push((mid, b));
+                todo.push((next, mid));
+            } else if b - next == 1 {
+                match &mut bad {
+                    Some((_, end, _)) if *end + 1 == next => *end = next,
                     _ => {
                         flush(&mut bad, issues);
-                        bad = Some((a, a, e.to_string()));
+                        bad = Some((next, next, e.to_string()));
                     }
-                },
+                }
             }
         }
         flush(&mut bad, issues);

@@ -339,3 +339,24 @@ fn encode_decode_via_trait_object_free_api() {
     let bytes = c.encode().unwrap();
     assert_eq!(PointCloud2::decode(&bytes).unwrap(), c);
 }
+
+#[test]
+#[ignore]
+fn profile_reading() {
+    let p = std::path::PathBuf::from(std::env::var("PROFILE_BAG").unwrap());
+    for decode_too in [false, true] {
+        let t = std::time::Instant::now();
+        let bag = Bag::open(&p).unwrap();
+        let mut bytes = 0usize;
+        bag.messages(|m, t| {
+            bytes += m.data.len();
+            if decode_too {
+                std::hint::black_box(decode(&t.type_name, m.data).unwrap());
+            }
+            Ok(true)
+        })
+        .unwrap();
+        let s = t.elapsed().as_secs_f64();
+        eprintln!("decode {decode_too}: {:.0} MB/s", bytes as f64 / s / 1e6);
+    }
+}
