@@ -8,6 +8,8 @@ pub mod messages;
 pub mod mcap;
 pub mod metadata;
 pub mod msgdef;
+#[cfg(feature = "ros")]
+pub mod player;
 pub mod reader;
 pub mod sqlite;
 pub mod writer;
