@@ -306,7 +306,8 @@ fn bags_written_by_us_open_in_rosbags_with_right_counts_and_values() {
         // Spot checks named by the issue: point bytes, K, ground-truth fields.
         let cloud = theirs.iter().find(|e| e["topic"] == "/lidar_top").unwrap();
         let Decoded::PointCloud2(c) = &msgs.iter().find(|(t, _, _)| *t == "/lidar_top").unwrap().2 else { panic!() };
-        let bytes: Vec<u8> = cloud["msg"]["data"].as_array().unwrap().iter().map(|b| b.as_u64().unwrap() as u8).collect();
+        let bytes: Vec<u8> =
+            cloud["msg"]["data"].as_array().unwrap().iter().map(|b| b.as_u64().unwrap() as u8).collect();
         assert_eq!(bytes, c.data);
         let k = &theirs.iter().find(|e| e["topic"] == "/cam_front/camera_info").unwrap()["msg"]["k"];
         assert_eq!(k[0].as_f64(), Some(20.0));

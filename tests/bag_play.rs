@@ -34,12 +34,17 @@ fn play_publishes_recorded_bytes_in_order() {
     }
     let dir = tempfile::tempdir().unwrap();
     let bag = dir.path().join("bag");
-    let mut w = BagWriter::create(&bag, StorageKind::Mcap { compression: ChunkCompression::Zstd, chunk_size: 4096 }).unwrap();
+    let mut w =
+        BagWriter::create(&bag, StorageKind::Mcap { compression: ChunkCompression::Zstd, chunk_size: 4096 }).unwrap();
     let calib = w.add_topic("/calibration", "altermoma_msgs/msg/RigCalibration", true).unwrap();
     let lidar = w.add_topic("/lidar", "sensor_msgs/msg/PointCloud2", false).unwrap();
     let info = w.add_topic("/cam/info", "sensor_msgs/msg/CameraInfo", false).unwrap();
     let tf = w.add_topic("/tf_static", "tf2_msgs/msg/TFMessage", true).unwrap();
-    let rc = RigCalibration { camera_names: vec!["CAM_FRONT".into()], camera_to_lidar: vec![Default::default()], ..Default::default() };
+    let rc = RigCalibration {
+        camera_names: vec!["CAM_FRONT".into()],
+        camera_to_lidar: vec![Default::default()],
+        ..Default::default()
+    };
     let t0 = 1_000_000_000_000i64;
     w.write(calib, t0, &rc).unwrap();
     w.write_raw(tf, t0, &[0, 1, 0, 0, 0, 0, 0, 0]).unwrap();

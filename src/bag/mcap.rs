@@ -174,7 +174,9 @@ impl McapFile {
         }
         let summary = mcap::read::Summary::read(buf).ok()??;
         for (id, s) in &summary.schemas {
-            channels.schemas.insert(*id, (s.name.clone(), s.encoding.clone(), String::from_utf8_lossy(&s.data).into_owned()));
+            channels
+                .schemas
+                .insert(*id, (s.name.clone(), s.encoding.clone(), String::from_utf8_lossy(&s.data).into_owned()));
         }
         for (id, c) in &summary.channels {
             let schema = c.schema.as_ref();
@@ -261,7 +263,8 @@ impl McapFile {
             if rlen > len - body_at {
                 let rest = &buf[body_at as usize..];
                 let consistent = opcode == op::CHUNK
-                    && parse_chunk_header(rest).is_some_and(|h| (h.records_at as u64).checked_add(h.compressed_size) == Some(rlen));
+                    && parse_chunk_header(rest)
+                        .is_some_and(|h| (h.records_at as u64).checked_add(h.compressed_size) == Some(rlen));
                 if consistent {
                     // The chunk being written when the recording stopped: read what is there.
                     issues.push(self.issue(
@@ -344,7 +347,9 @@ impl McapFile {
             let n = unknown.entry(channel).or_insert(0);
             if *n == 0 {
                 let at = chunk_at.unwrap_or(record_at);
-                issues.push(self.issue(at, format!("message on channel {channel}, which no channel record declares: skipped")));
+                issues.push(
+                    self.issue(at, format!("message on channel {channel}, which no channel record declares: skipped")),
+                );
             }
             *n += 1;
             return Ok(true);
@@ -375,14 +380,18 @@ impl McapFile {
             return Ok(true);
         };
         let avail = body.len().saturating_sub(h.records_at);
-        let csize = if h.compressed_size as usize > avail {
-            if !truncated {
-                issues.push(self.issue(at, format!("chunk claims {} compressed bytes, record holds {avail}", h.compressed_size)));
-            }
-            avail
-        } else {
-            h.compressed_size as usize
-        };
+        let csize =
+            if h.compressed_size as usize > avail {
+                if !truncated {
+                    issues.push(self.issue(
+                        at,
+                        format!("chunk claims {} compressed bytes, record holds {avail}", h.compressed_size),
+                    ));
+                }
+                avail
+            } else {
+                h.compressed_size as usize
+            };
         let compressed = &body[h.records_at..h.records_at + csize];
         let partial = truncated || csize < h.compressed_size as usize;
         if h.uncompressed_size > CHUNK_LIMIT {
@@ -396,7 +405,9 @@ impl McapFile {
                 let r = decompress(h.compression, compressed, h.uncompressed_size, scratch);
                 if let Err(e) = r {
                     if !partial {
-                        issues.push(self.issue(at, format!("{} chunk does not decompress ({e}): skipped", h.compression)));
+                        issues.push(
+                            self.issue(at, format!("{} chunk does not decompress ({e}): skipped", h.compression)),
+                        );
                         return Ok(true);
                     }
                 }
@@ -411,7 +422,11 @@ impl McapFile {
             if records.len() as u64 != h.uncompressed_size {
                 issues.push(self.issue(
                     at,
-                    format!("chunk decompressed to {} bytes, header says {}: skipped", records.len(), h.uncompressed_size),
+                    format!(
+                        "chunk decompressed to {} bytes, header says {}: skipped",
+                        records.len(),
+                        h.uncompressed_size
+                    ),
                 ));
                 return Ok(true);
             }
@@ -435,7 +450,9 @@ impl McapFile {
                 if !partial {
                     issues.push(self.issue(
                         at,
-                        format!("record at uncompressed byte {p} of the chunk claims {rlen} bytes: rest of chunk skipped"),
+                        format!(
+                            "record at uncompressed byte {p} of the chunk claims {rlen} bytes: rest of chunk skipped"
+                        ),
                     ));
                 }
                 break;
@@ -450,11 +467,15 @@ impl McapFile {
                         len: rlen as usize - 22,
                         record_at: p as u64,
                     }),
-                    None => issues.push(self.issue(at, format!("message record at uncompressed byte {p} is too short"))),
+                    None => {
+                        issues.push(self.issue(at, format!("message record at uncompressed byte {p} is too short")))
+                    }
                 },
                 op::SCHEMA | op::CHANNEL => match mcap::read::parse_record(opcode, body) {
                     Ok(r) => ch.add_record(r),
-                    Err(e) => issues.push(self.issue(at, format!("bad record at uncompressed byte {p} of the chunk: {e}"))),
+                    Err(e) => {
+                        issues.push(self.issue(at, format!("bad record at uncompressed byte {p} of the chunk: {e}")))
+                    }
                 },
                 _ => {}
             }
@@ -579,7 +600,8 @@ impl McapWriter {
             })
             .compression_threads(1)
             .chunk_size(Some(chunk_size));
-        let inner = opts.create(BufWriter::with_capacity(1 << 20, f)).with_context(|| format!("writing {}", path.display()))?;
+        let inner =
+            opts.create(BufWriter::with_capacity(1 << 20, f)).with_context(|| format!("writing {}", path.display()))?;
         Ok(Self { inner, path: path.to_path_buf(), sequence: HashMap::new() })
     }
 
@@ -600,7 +622,12 @@ impl McapWriter {
     pub fn write(&mut self, channel: u16, log_time_ns: u64, publish_time_ns: u64, data: &[u8]) -> Result<()> {
         let seq = self.sequence.entry(channel).or_insert(0);
         *seq = seq.wrapping_add(1);
-        let h = mcap::records::MessageHeader { channel_id: channel, sequence: *seq, log_time: log_time_ns, publish_time: publish_time_ns };
+        let h = mcap::records::MessageHeader {
+            channel_id: channel,
+            sequence: *seq,
+            log_time: log_time_ns,
+            publish_time: publish_time_ns,
+        };
         self.inner.write_to_known_channel(&h, data).with_context(|| format!("writing {}", self.path.display()))?;
         Ok(())
     }

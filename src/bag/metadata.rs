@@ -102,13 +102,7 @@ impl Metadata {
         let de = serde_yaml::Deserializer::from_str(text);
         let doc: Document = serde_path_to_error::deserialize(de).map_err(|e| {
             let loc = e.inner().location().map(|l| format!(" line {} column {}", l.line(), l.column()));
-            anyhow::anyhow!(
-                "{}:{}: field `{}`: {}",
-                path.display(),
-                loc.unwrap_or_default(),
-                e.path(),
-                e.inner()
-            )
+            anyhow::anyhow!("{}:{}: field `{}`: {}", path.display(), loc.unwrap_or_default(), e.path(), e.inner())
         })?;
         let m = doc.rosbag2_bagfile_information;
         if m.version == 0 || m.version > MAX_READ_VERSION {
@@ -255,10 +249,9 @@ mod tests {
         assert!(e.contains("/x/metadata.yaml") && e.contains("message_count") && e.contains("line"), "{e}");
         let future = ROSBAGS_V9.replace("version: 9", "version: 10");
         assert!(Metadata::parse(&future, Path::new("m")).unwrap_err().to_string().contains("version 10"));
-        let lz = ROSBAGS_V9.replace("compression_format: ''", "compression_format: lz4").replace(
-            "compression_mode: ''",
-            "compression_mode: FILE",
-        );
+        let lz = ROSBAGS_V9
+            .replace("compression_format: ''", "compression_format: lz4")
+            .replace("compression_mode: ''", "compression_mode: FILE");
         assert!(Metadata::parse(&lz, Path::new("m")).unwrap().file_compression().is_err());
     }
 }

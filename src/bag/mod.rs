@@ -4,13 +4,17 @@
 //! - [`messages`]: the message types bags carry into the pipeline, decoded into r2r structs.
 pub mod cdr;
 #[cfg(feature = "ros")]
-pub mod messages;
+pub mod frames;
 pub mod mcap;
+#[cfg(feature = "ros")]
+pub mod messages;
 pub mod metadata;
 pub mod msgdef;
 #[cfg(feature = "ros")]
 pub mod player;
 pub mod reader;
+#[cfg(feature = "ros")]
+pub mod scene_writer;
 pub mod sqlite;
 pub mod writer;
 

@@ -56,7 +56,10 @@ fn prefixes() -> Vec<PathBuf> {
 
 fn installed_file(type_name: &str, ext: &str) -> Option<PathBuf> {
     let (pkg, ty) = split(type_name)?;
-    prefixes().into_iter().map(|p| p.join("share").join(pkg).join("msg").join(format!("{ty}.{ext}"))).find(|p| p.is_file())
+    prefixes()
+        .into_iter()
+        .map(|p| p.join("share").join(pkg).join("msg").join(format!("{ty}.{ext}")))
+        .find(|p| p.is_file())
 }
 
 /// The `.msg` text of one type (without its dependencies).

@@ -100,7 +100,9 @@ pub fn play(bag: &Bag, node: &mut r2r::Node, opts: &PlayOptions, stop: &AtomicBo
     if opts.wait_for_subscribers {
         let wanted: Vec<String> = if opts.wait_topics.is_empty() {
             pubs.iter()
-                .filter(|(bag_name, _)| topics.iter().any(|t| &t.name == *bag_name && t.type_name.ends_with("/PointCloud2")))
+                .filter(|(bag_name, _)| {
+                    topics.iter().any(|t| &t.name == *bag_name && t.type_name.ends_with("/PointCloud2"))
+                })
                 .map(|(_, (out, _))| out.clone())
                 .collect()
         } else {

@@ -86,7 +86,11 @@ pub struct MessageRef<'a> {
 impl MessageRef<'_> {
     /// An issue about this message (e.g. it does not decode).
     pub fn issue(&self, what: impl Into<String>) -> Issue {
-        Issue { file: self.file.to_path_buf(), offset: self.location.byte_offset(), message: format!("{}: {}", self.location, what.into()) }
+        Issue {
+            file: self.file.to_path_buf(),
+            offset: self.location.byte_offset(),
+            message: format!("{}: {}", self.location, what.into()),
+        }
     }
 }
 
@@ -310,12 +314,10 @@ impl Bag {
             }
             let go = if self.message_compression {
                 scratch.clear();
-                let r = zstd::stream::read::Decoder::with_buffer(m.data)
-                    .map_err(anyhow::Error::from)
-                    .and_then(|d| {
-                        d.take(MESSAGE_LIMIT + 1).read_to_end(&mut scratch)?;
-                        Ok(())
-                    });
+                let r = zstd::stream::read::Decoder::with_buffer(m.data).map_err(anyhow::Error::from).and_then(|d| {
+                    d.take(MESSAGE_LIMIT + 1).read_to_end(&mut scratch)?;
+                    Ok(())
+                });
                 match r {
                     Ok(()) if scratch.len() as u64 <= MESSAGE_LIMIT => {
                         let d = MessageRef { data: &scratch, ..*m };

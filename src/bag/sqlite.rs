@@ -132,7 +132,8 @@ impl SqliteFile {
                 ))
             })?;
             for row in rows {
-                let (id, topic, ty, fmt, qos, hash) = row.with_context(|| format!("{}: reading topics", name.display()))?;
+                let (id, topic, ty, fmt, qos, hash) =
+                    row.with_context(|| format!("{}: reading topics", name.display()))?;
                 let (definition, dhash) = defs.get(&ty).cloned().unwrap_or_default();
                 let t = Topic {
                     name: topic,
@@ -291,7 +292,14 @@ impl SqliteWriter {
     }
 
     /// Declare a topic; returns its id.
-    pub fn add_topic(&mut self, id: u16, name: &str, type_name: &str, qos: &str, def: Option<&Definition>) -> Result<u16> {
+    pub fn add_topic(
+        &mut self,
+        id: u16,
+        name: &str,
+        type_name: &str,
+        qos: &str,
+        def: Option<&Definition>,
+    ) -> Result<u16> {
         let hash = def.map(|d| d.type_hash.clone()).unwrap_or_default();
         if let Some(d) = def {
             let known: i64 = self.conn.query_row(
@@ -314,7 +322,8 @@ impl SqliteWriter {
     }
 
     pub fn write(&mut self, topic: u16, log_time_ns: i64, data: &[u8]) -> Result<()> {
-        let mut st = self.conn.prepare_cached("INSERT INTO messages (topic_id, timestamp, data) VALUES (?1, ?2, ?3)")?;
+        let mut st =
+            self.conn.prepare_cached("INSERT INTO messages (topic_id, timestamp, data) VALUES (?1, ?2, ?3)")?;
         st.execute(params![topic, log_time_ns, data]).with_context(|| format!("writing {}", self.path.display()))?;
         Ok(())
     }

@@ -87,7 +87,8 @@ fn read_clouds(p: &Path) -> (Vec<usize>, Vec<super::Issue>) {
     let issues = bag
         .messages(|m, t| {
             if let Ok(Some(Decoded::PointCloud2(c))) = decode(&t.type_name, m.data) {
-                let i = (c.header.stamp.sec - 1_700_000_000) as usize * 10 + (c.header.stamp.nanosec / 100_000_000) as usize;
+                let i = (c.header.stamp.sec - 1_700_000_000) as usize * 10
+                    + (c.header.stamp.nanosec / 100_000_000) as usize;
                 assert_eq!(c, cloud(i, 2000), "cloud {i} decoded wrongly");
                 got.push(i);
             }
@@ -177,7 +178,8 @@ fn cloud_chunks(p: &Path) -> Vec<(usize, u64)> {
     let mut v = Vec::new();
     bag.messages(|m, t| {
         if let Ok(Some(Decoded::PointCloud2(c))) = decode(&t.type_name, m.data) {
-            let i = (c.header.stamp.sec - 1_700_000_000) as usize * 10 + (c.header.stamp.nanosec / 100_000_000) as usize;
+            let i =
+                (c.header.stamp.sec - 1_700_000_000) as usize * 10 + (c.header.stamp.nanosec / 100_000_000) as usize;
             v.push((i, m.location.byte_offset().unwrap()));
         }
         Ok(true)

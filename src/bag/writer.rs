@@ -5,7 +5,9 @@
 
 use super::cdr::CdrMessage;
 use super::mcap::{ChunkCompression, McapWriter};
-use super::metadata::{self, FileInformation, Metadata, Nanoseconds, StartingTime, TopicMetadata, TopicWithMessageCount};
+use super::metadata::{
+    self, FileInformation, Metadata, Nanoseconds, StartingTime, TopicMetadata, TopicWithMessageCount,
+};
 use super::msgdef;
 use super::sqlite::SqliteWriter;
 use anyhow::{bail, Context, Result};
@@ -15,7 +17,10 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StorageKind {
     /// MCAP with chunks of about `chunk_size` bytes, compressed as given.
-    Mcap { compression: ChunkCompression, chunk_size: u64 },
+    Mcap {
+        compression: ChunkCompression,
+        chunk_size: u64,
+    },
     Sqlite3,
 }
 
@@ -80,10 +85,21 @@ impl BagWriter {
         };
         let path = tmp.path().join(&file_name);
         let store = match kind {
-            StorageKind::Mcap { compression, chunk_size } => Store::Mcap(McapWriter::create(&path, compression, chunk_size)?),
+            StorageKind::Mcap { compression, chunk_size } => {
+                Store::Mcap(McapWriter::create(&path, compression, chunk_size)?)
+            }
             StorageKind::Sqlite3 => Store::Sqlite(SqliteWriter::create(&path)?),
         };
-        Ok(Self { target, tmp, file_name, kind, store: Some(store), topics: Vec::new(), first: i64::MAX, last: i64::MIN })
+        Ok(Self {
+            target,
+            tmp,
+            file_name,
+            kind,
+            store: Some(store),
+            topics: Vec::new(),
+            first: i64::MAX,
+            last: i64::MIN,
+        })
     }
 
     /// Declare a topic of type `type_name` (`pkg/msg/Type`). `latched` records it with
@@ -138,7 +154,8 @@ impl BagWriter {
         if t.meta.type_name != M::TYPE_NAME {
             bail!("topic {} has type {}, not {}", t.meta.name, t.meta.type_name, M::TYPE_NAME);
         }
-        let bytes = msg.encode().map_err(|e| anyhow::anyhow!("serialising {} for {}: {e}", M::TYPE_NAME, t.meta.name))?;
+        let bytes =
+            msg.encode().map_err(|e| anyhow::anyhow!("serialising {} for {}: {e}", M::TYPE_NAME, t.meta.name))?;
         self.write_raw(topic, log_time_ns, &bytes)
     }
 
@@ -191,7 +208,9 @@ impl BagWriter {
             Store::Sqlite(w) => w.finish(meta.version, &body)?,
         }
         let storage = self.tmp.path().join(&self.file_name);
-        std::fs::File::open(&storage).and_then(|f| f.sync_all()).with_context(|| format!("syncing {}", storage.display()))?;
+        std::fs::File::open(&storage)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("syncing {}", storage.display()))?;
         crate::io::atomic_write(self.tmp.path().join("metadata.yaml"), yaml.as_bytes())?;
         let dir = self.tmp.keep();
         if let Err(e) = std::fs::rename(&dir, &self.target) {

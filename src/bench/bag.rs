@@ -132,7 +132,8 @@ pub fn generate(dir: &Path, storage: &str, frames: usize) -> Result<PathBuf> {
     let t0 = 1_700_000_000_000_000_000i64;
     for f in 0..frames {
         let t = t0 + f as i64 * 100_000_000;
-        let stamp = r2r::builtin_interfaces::msg::Time { sec: (t / 1_000_000_000) as i32, nanosec: (t % 1_000_000_000) as u32 };
+        let stamp =
+            r2r::builtin_interfaces::msg::Time { sec: (t / 1_000_000_000) as i32, nanosec: (t % 1_000_000_000) as u32 };
         for (i, (img, info)) in cams.iter().enumerate() {
             let mut m = Image::default();
             m.header.stamp = stamp.clone();
@@ -234,13 +235,22 @@ pub fn run(args: Args) -> Result<()> {
         let a = ours(path, args.repeats)?;
         let b = rosbags(path, args.repeats)?;
         if a.messages != b.messages || a.bytes != b.bytes {
-            bail!("{name}: ours read {} messages / {} bytes, rosbags {} / {}", a.messages, a.bytes, b.messages, b.bytes);
+            bail!(
+                "{name}: ours read {} messages / {} bytes, rosbags {} / {}",
+                a.messages,
+                a.bytes,
+                b.messages,
+                b.bytes
+            );
         }
         let ratio = a.mb_per_s / b.mb_per_s;
         println!("| {name} | {size:.1} | {} | {:.0} | {:.0} | {ratio:.1}x |", a.messages, a.mb_per_s, b.mb_per_s);
         rows.push(serde_json::json!({"bag": name, "size_mb": size, "ours": a, "rosbags": b, "speedup": ratio}));
     }
-    println!("(message bytes per second, full deserialisation of every message, best of {} runs, one process each)", args.repeats);
+    println!(
+        "(message bytes per second, full deserialisation of every message, best of {} runs, one process each)",
+        args.repeats
+    );
     if let Some(out) = &args.out {
         crate::io::write_json(out.join("bench_bag.json"), &rows)?;
     }
