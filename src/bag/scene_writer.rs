@@ -263,11 +263,12 @@ pub fn write_scene_bag(
                 batch.push((log, topics.image, bytes));
             }
         }
+        // The truth goes first: a replay has it when the cloud triggers the frame.
         let lidar_log = stamp + opts.lidar_delay_ns;
+        batch.push((lidar_log, gt_topic, encode(&frames::ground_truth_msg(&frame))?));
         if let Some(points) = &frame.points {
             batch.push((lidar_log, lidar_topic, encode(&points_to_cloud(points, frames::header(stamp, LIDAR_FRAME)))?));
         }
-        batch.push((lidar_log, gt_topic, encode(&frames::ground_truth_msg(&frame))?));
         batch.sort_by_key(|(t, _, _)| *t);
         for (t, topic, bytes) in batch {
             w.write_raw(topic, t, &bytes)?;

@@ -6,6 +6,7 @@
 //!   policy), several pipelines side by side for `altermoma latency`;
 //! - [`latency`]: per-stage percentiles;
 //! - [`report`]: markdown, PNG histogram and timeline, JSON.
+pub mod evaluation;
 pub mod latency;
 pub mod processor;
 pub mod report;

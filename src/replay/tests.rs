@@ -87,7 +87,7 @@ fn scene_bag(dir: &Path, frames: usize, per_scene: usize) -> PathBuf {
 
 /// Echoes each frame's ground truth as its detections, after sleeping `work`.
 struct Oracle {
-    gt: HashMap<i64, Vec<Box3D>>,
+    gt: HashMap<i64, (Vec<Box3D>, Option<Vec<f32>>)>,
     images: usize,
     work: Duration,
 }
@@ -98,7 +98,8 @@ impl FrameProcessor for Oracle {
         match msg {
             Decoded::FrameGroundTruth(g) => {
                 let f = frame_from_ground_truth(g).unwrap();
-                self.gt.insert(f.timestamp_us * 1000, f.annotations.iter().map(|a| a.bbox.clone()).collect());
+                let seg = f.map.as_ref().map(|m| m.data.iter().map(|&v| v as f32).collect());
+                self.gt.insert(f.timestamp_us * 1000, (f.annotations.iter().map(|a| a.bbox.clone()).collect(), seg));
                 Fed::Taken
             }
             Decoded::Image(_) => {
@@ -117,9 +118,8 @@ impl FrameProcessor for Oracle {
     }
     fn process(&mut self, job: i64) -> anyhow::Result<ProcessedFrame> {
         std::thread::sleep(self.work);
-        // The cloud comes before its ground truth in a frame's messages (same log time, the
-        // writer puts the cloud first), so the truth may not be here yet: no boxes then.
-        let boxes = self.gt.get(&job).cloned().unwrap_or_default();
+        // The scene writer puts a frame's truth before its cloud.
+        let (boxes, seg_probs) = self.gt.get(&job).cloned().expect("ground truth before the cloud");
         let mut stages = [0.0; 8];
         stages[5] = self.work.as_secs_f64() * 1e3;
         stages[0] = 0.1;
@@ -134,7 +134,7 @@ impl FrameProcessor for Oracle {
             },
             boxes,
             segmentation: None,
-            seg_probs: None,
+            seg_probs,
             stages_ms: stages,
             masked_cameras: Vec::new(),
             warnings: Vec::new(),
@@ -191,6 +191,21 @@ fn as_fast_replay_runs_every_frame_and_matches_ground_truth() {
     let j: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("latency.json")).unwrap()).unwrap();
     assert_eq!(j["frames"].as_array().unwrap().len(), 12);
     assert_eq!(j["summary"]["stages"][5][1]["count"], 12);
+    // Perfect detections and maps score perfectly against the bag's truth.
+    let cfg = crate::metrics::DetectionConfig::cvpr_2019();
+    let e = evaluation::evaluate(&run, &cfg).unwrap().expect("ground truth present");
+    let m = e.detection.as_ref().unwrap();
+    assert!((m.label_ap("car", 2.0).unwrap() - 1.0).abs() < 1e-9);
+    let seg = e.segmentation.as_ref().unwrap();
+    assert_eq!(seg.samples, 12);
+    assert!(seg.iou_max.iter().all(|v| (*v - 1.0).abs() < 1e-6), "{:?}", seg.iou_max);
+    assert_eq!(e.unmatched_ground_truth, 0);
+    e.write(&out).unwrap();
+    let results = crate::metrics::DetectionResults::load(out.join("detections.json")).unwrap();
+    assert_eq!(results.samples.len(), 12);
+    assert_eq!(results.num_boxes(), (0..12).map(|i| 1 + i % 3).sum::<usize>());
+    let metrics: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+    assert!(metrics["mean_ap"].as_f64().unwrap() > 0.0 && metrics["bev_map_segmentation"]["samples"] == 12);
 }
 
 #[test]
