@@ -2,13 +2,18 @@
 //! pipeline, decoded into r2r's message structs so that the node's conversion code applies
 //! to bag messages unchanged (the same bytes in give the same detections out).
 //!
-//! Why a hand-written codec instead of r2r's `from_serialized_bytes` (rmw_deserialize): the
-//! rmw path resizes each sequence to the length read from the input before checking that
-//! the bytes are there (a corrupt length asks for gigabytes), reports failures only as an
-//! rcl error code without an offset, and copies every array twice (CDR -> C struct -> Rust
-//! struct). The codec here checks every length against the remaining bytes, names field and
-//! offset on failure, and copies each array once. A unit test checks byte equality with
-//! rmw's serialisation both ways for every type.
+//! Why a hand-written codec instead of r2r's `from_serialized_bytes` (rmw_deserialize):
+//! - errors: rmw reports any bad message as `RCL_RET_ERROR`; ours names the field and the
+//!   byte offset, which the replay report and the corrupt-bag errors need;
+//! - speed: rmw deserialises into the C struct and r2r copies that into the Rust struct (two
+//!   copies of every array); ours copies once. Measured (`rmw_speed`, by hand): PointCloud2
+//!   680 KB 1.4x, Image 540 KB 1.5x, FrameGroundTruth 246 KB 5.3x faster than rmw;
+//! - safety: every length is checked against the remaining bytes before anything is
+//!   allocated (Jazzy's Fast-CDR also refuses impossible lengths, `rmw_probe` shows it; older
+//!   Fast-CDR versions resized sequences first), and a malformed message can never reach C.
+//! - compatibility: a unit test checks byte equality with rmw's serialisation (padding
+//!   aside, which rmw leaves uninitialised) and decoding of each other's bytes, for every
+//!   type; the rosbags tests check it against an independent implementation.
 
 use super::cdr::{CdrError, CdrField, CdrMessage};
 use r2r::altermoma_msgs::msg::{
@@ -390,5 +395,80 @@ mod tests {
                 "altermoma_msgs/msg/Detection3DArray"
             ]
         );
+    }
+}
+
+#[cfg(test)]
+mod rmw_probe {
+    use super::*;
+    use r2r::WrappedTypesupport;
+
+    /// What rmw_deserialize does with a corrupt length (run by hand, under a memory limit):
+    /// `ulimit -v 4000000; cargo test --release --lib rmw_probe -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn rmw_with_a_corrupt_sequence_length() {
+        let mut c = PointCloud2::default();
+        c.data = vec![1, 2, 3, 4];
+        let mut b = c.encode().unwrap();
+        let n = b.len();
+        // The data length sits 4 + 1 (is_dense) bytes before the end, after the 4 data bytes.
+        let at = n - 4 - 1 - 4;
+        assert_eq!(&b[at..at + 4], &4u32.to_le_bytes());
+        for len in [1_000u32, 0x7FFF_FFF0, 0xFFFF_FFF0] {
+            b[at..at + 4].copy_from_slice(&len.to_le_bytes());
+            eprintln!("ours, length {len:#x}: {:?}", PointCloud2::decode(&b).map(|m| m.data.len()));
+            let t = std::time::Instant::now();
+            let r = PointCloud2::from_serialized_bytes(&b);
+            eprintln!("rmw,  length {len:#x}: {:?} after {:?}", r.map(|m| m.data.len()), t.elapsed());
+        }
+    }
+}
+
+#[cfg(test)]
+mod rmw_speed {
+    use super::*;
+    use r2r::WrappedTypesupport;
+
+    /// Decode speed, ours vs rmw (by hand: `cargo test --release --lib rmw_speed -- --ignored
+    /// --nocapture`).
+    #[test]
+    #[ignore]
+    fn decode_speed_ours_vs_rmw() {
+        let mut c = PointCloud2::default();
+        c.data = (0..34_000 * 20).map(|k| k as u8).collect();
+        c.fields = vec![PointField { name: "x".into(), offset: 0, datatype: 7, count: 1 }; 5];
+        let mut im = Image::default();
+        im.data = (0..704 * 256 * 3).map(|k| k as u8).collect();
+        let mut gt = FrameGroundTruth::default();
+        gt.boxes = vec![Detection3D::default(); 40];
+        gt.instance_tokens = vec!["0123456789abcdef0123456789abcdef".into(); 40];
+        gt.map.data = vec![0; 6 * 200 * 200];
+        fn time<T: CdrMessage + WrappedTypesupport>(name: &str, m: &T) {
+            let b = m.encode().unwrap();
+            let n = 200;
+            let t = std::time::Instant::now();
+            for _ in 0..n {
+                std::hint::black_box(T::decode(&b).unwrap());
+            }
+            let ours = t.elapsed().as_secs_f64() / n as f64;
+            let t = std::time::Instant::now();
+            for _ in 0..n {
+                std::hint::black_box(T::from_serialized_bytes(&b).unwrap());
+            }
+            let rmw = t.elapsed().as_secs_f64() / n as f64;
+            eprintln!(
+                "{name} ({} KB): ours {:.1} us ({:.0} MB/s), rmw {:.1} us ({:.0} MB/s), {:.1}x",
+                b.len() / 1000,
+                ours * 1e6,
+                b.len() as f64 / ours / 1e6,
+                rmw * 1e6,
+                b.len() as f64 / rmw / 1e6,
+                rmw / ours
+            );
+        }
+        time("PointCloud2", &c);
+        time("Image", &im);
+        time("FrameGroundTruth", &gt);
     }
 }
