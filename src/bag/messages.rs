@@ -9,8 +9,8 @@
 //!   copies of every array); ours copies once. Measured (`rmw_speed`, by hand): PointCloud2
 //!   680 KB 1.4x, Image 540 KB 1.5x, FrameGroundTruth 246 KB 5.3x faster than rmw;
 //! - safety: every length is checked against the remaining bytes before anything is
-//!   allocated (Jazzy's Fast-CDR also refuses impossible lengths, `rmw_probe` shows it; older
-//!   Fast-CDR versions resized sequences first), and a malformed message can never reach C.
+//!   allocated, and a malformed message never reaches C code (Jazzy's Fast-CDR also refuses
+//!   impossible lengths, as `rmw_probe` shows, but without saying where).
 //! - compatibility: a unit test checks byte equality with rmw's serialisation (padding
 //!   aside, which rmw leaves uninitialised) and decoding of each other's bytes, for every
 //!   type; the rosbags tests check it against an independent implementation.
