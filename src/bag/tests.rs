@@ -309,9 +309,18 @@ fn random_damage_never_panics() {
     let f = storage_file(&p, ".mcap");
     let good = std::fs::read(&f).unwrap();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
-    for round in 0..60 {
+    let rounds: usize = std::env::var("ALTERMOMA_FUZZ_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
+    for round in 0..rounds {
         let mut b = good.clone();
-        match round % 3 {
+        match round % 4 {
+            3 => {
+                // The summary section and footer.
+                let n = b.len();
+                for _ in 0..rng.random_range(1..8) {
+                    let i = rng.random_range(n.saturating_sub(2048)..n);
+                    b[i] = rng.random();
+                }
+            }
             0 => {
                 for _ in 0..rng.random_range(1..20) {
                     let i = rng.random_range(0..b.len());
