@@ -9,10 +9,7 @@
 use super::report::EvalSection;
 use super::run::ReplayRun;
 use crate::data::Frame;
-use crate::metrics::{
-    evaluate_detections, report, BevMiou, DetectionConfig, DetectionMetrics, DetectionResults, GroundTruth, MiouResult,
-    ResultsMeta, SampleResults,
-};
+use crate::metrics::{report, DetectionConfig, DetectionMetrics, DetectionResults, FrameEvaluator, MiouResult};
 use anyhow::Result;
 use std::collections::HashMap;
 use std::path::Path;
@@ -28,7 +25,9 @@ pub struct ReplayEval {
     pub seg_skipped: usize,
 }
 
-/// Evaluate `run`; None when the bag has no ground truth for any frame that was run.
+/// Evaluate `run` with the metrics library's [`FrameEvaluator`] (the path training
+/// validation and pruning experiments use); None when the bag has no ground truth for any
+/// frame that was run.
 pub fn evaluate(run: &ReplayRun, cfg: &DetectionConfig) -> Result<Option<ReplayEval>> {
     let gt_by_token: HashMap<&str, &Frame> = run.ground_truth.iter().map(|f| (f.token.as_str(), f)).collect();
     // Frames with ground truth, in the order they were run, each token once.
@@ -45,33 +44,32 @@ pub fn evaluate(run: &ReplayRun, cfg: &DetectionConfig) -> Result<Option<ReplayE
     if matched.is_empty() {
         return Ok(None);
     }
-    let frames: Vec<&Frame> = matched.iter().map(|(f, _)| *f).collect();
-    let gt = GroundTruth::from_frames(frames.iter().copied())?;
-    let mut results = DetectionResults::new(ResultsMeta::camera_lidar());
+    let mut ev = FrameEvaluator::new(cfg.clone());
+    let mut seg_skipped = 0;
     for (f, r) in &matched {
-        results.samples.push(SampleResults::from_frame(f, &r.boxes, cfg.max_boxes_per_sample));
-    }
-    let detection = if gt.num_boxes() > 0 || results.num_boxes() > 0 {
-        Some(evaluate_detections(&gt, &results, cfg)?)
-    } else {
-        None
-    };
-    let mut miou = BevMiou::map_classes();
-    let (mut scored, mut seg_skipped) = (0, 0);
-    for (f, r) in &matched {
+        ev.add_detections(f, &r.boxes)?;
         if let (Some(p), Some(m)) = (&r.seg_probs, &f.map) {
-            if p.len() == m.data.len() {
-                miou.update(p, &m.data)?;
-                scored += 1;
+            let (nx, ny) = (m.grid.nx(), m.grid.ny());
+            if nx * ny > 0 && p.len() == m.data.len() {
+                let c = (p.len() / (nx * ny)) as i64;
+                let t = tch::Tensor::from_slice(p).view([c, nx as i64, ny as i64]);
+                match ev.add_segmentation_map(&t, m) {
+                    Ok(()) => {}
+                    Err(e) => {
+                        tracing::warn!("frame {}: segmentation not scored: {e:#}", f.token);
+                        seg_skipped += 1;
+                    }
+                }
             } else {
                 seg_skipped += 1;
             }
         }
     }
+    let out = ev.finish()?;
     Ok(Some(ReplayEval {
-        detection,
-        segmentation: (scored > 0).then(|| miou.finish()),
-        results,
+        detection: Some(out.detection),
+        segmentation: out.segmentation,
+        results: out.results,
         unmatched_ground_truth: run.ground_truth.len() - matched.len(),
         seg_skipped,
     }))
