@@ -74,9 +74,9 @@ pub struct SceneBagReport {
     pub messages: u64,
     pub bytes: u64,
     pub duration_s: f64,
-    /// Mean LiDAR rate over the recording.
+    /// LiDAR rate (median frame period).
     pub lidar_hz: f64,
-    /// Time shifts applied at scene boundaries (seconds), one per shifted frame run.
+    /// Time shifts applied at scene boundaries (seconds, negative when a pause was cut).
     pub time_shifts_s: Vec<f64>,
     pub topics: Vec<String>,
 }
@@ -223,8 +223,10 @@ pub fn write_scene_bag(
         }
         let mut stamp = frame.timestamp_us.saturating_mul(1000) + shift_ns;
         if let Some(last) = last_stamp {
-            if stamp <= last {
-                let period = median(&gaps).unwrap_or(100_000_000);
+            // A new scene: time going back, or a pause much longer than the frame period
+            // (scenes recorded hours apart), continues one period after the last frame.
+            let period = median(&gaps).unwrap_or(100_000_000);
+            if stamp <= last || (!gaps.is_empty() && stamp - last > 10 * period.max(1)) {
                 let extra = last + period - stamp;
                 shift_ns += extra;
                 stamp += extra;
@@ -285,10 +287,7 @@ pub fn write_scene_bag(
     }
     report.messages = w.message_count();
     report.duration_s = (last_log - first_log) as f64 / 1e9;
-    report.lidar_hz = match (gaps.len(), gaps.iter().sum::<i64>()) {
-        (0, _) => 0.0,
-        (n, s) => n as f64 / (s as f64 / 1e9),
-    };
+    report.lidar_hz = median(&gaps).map_or(0.0, |g| 1e9 / g as f64);
     w.finish()?;
     Ok(report)
 }

@@ -212,6 +212,15 @@ impl BagWriter {
             .and_then(|f| f.sync_all())
             .with_context(|| format!("syncing {}", storage.display()))?;
         crate::io::atomic_write(self.tmp.path().join("metadata.yaml"), yaml.as_bytes())?;
+        // tempfile creates private (0700/0600) entries; a bag is an ordinary readable directory.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(self.tmp.path(), std::fs::Permissions::from_mode(0o755))?;
+            for e in std::fs::read_dir(self.tmp.path())? {
+                std::fs::set_permissions(e?.path(), std::fs::Permissions::from_mode(0o644))?;
+            }
+        }
         let dir = self.tmp.keep();
         if let Err(e) = std::fs::rename(&dir, &self.target) {
             let _ = std::fs::remove_dir_all(&dir);

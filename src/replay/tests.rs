@@ -296,3 +296,33 @@ fn two_pipelines_see_the_same_frames() {
     assert!(replay_many(&b, &mut ps, &ReplayOptions { realtime: true, progress: false, ..Default::default() }).is_err());
     let _ = ImageFormat::Raw;
 }
+
+#[test]
+fn scene_writer_keeps_the_rate_and_cuts_pauses_between_scenes() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames: Vec<Frame> = (0..9)
+        .map(|i| {
+            let mut f = frame(i, 3);
+            // Scenes recorded an hour apart, as the synthetic world stamps them.
+            let hour = 3_600_000_000 * (i / 3) as i64;
+            f.timestamp_us += hour;
+            f.cameras.iter_mut().for_each(|c| c.timestamp_us += hour);
+            f
+        })
+        .collect();
+    let p = dir.path().join("b");
+    let r = write_scene_bag(frames.into_iter().map(Ok), 9, &[calib("CAM_FRONT"), calib("CAM_BACK")], &p, &SceneBagOptions::default())
+        .unwrap();
+    assert_eq!(r.time_shifts_s.len(), 2, "{:?}", r.time_shifts_s);
+    assert!((r.lidar_hz - 10.0).abs() < 1e-9, "{}", r.lidar_hz);
+    assert!(r.duration_s < 1.0, "{}", r.duration_s);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o755);
+        assert_eq!(std::fs::metadata(p.join("metadata.yaml")).unwrap().permissions().mode() & 0o777, 0o644);
+    }
+    // The ground truth carries the shifted stamps: replay still pairs every frame.
+    let run = replay(&Bag::open(&p).unwrap(), &mut oracle(0), &ReplayOptions { progress: false, ..Default::default() }).unwrap();
+    assert_eq!(run.frames.iter().filter(|f| f.sample_token.is_some()).count(), 9);
+}
