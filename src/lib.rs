@@ -22,5 +22,7 @@ pub mod plot;
 pub mod progress;
 pub mod pruning;
 #[cfg(feature = "ros")]
+pub mod replay;
+#[cfg(feature = "ros")]
 pub mod ros;
 pub mod train;
