@@ -1,1 +1,19 @@
 //! The per-frame pipeline shared by the ROS node, `altermoma infer` and bag replay.
+//!
+//! - [`frame_input`]: [`FrameInput`], one frame of sensor data (LiDAR points, camera images
+//!   with calibration) however it was obtained;
+//! - [`frame_pipeline`]: [`FramePipeline`], checks the input, chooses the modality mask,
+//!   runs the network, thresholds and times everything;
+//! - [`network`]: the [`Network`] trait the pipeline runs;
+//! - [`output`]: [`FrameOutput`] and [`StageTimings`];
+//! - [`stand_in`]: a non-learned network for tests of the machinery around the model.
+pub mod frame_input;
+pub mod frame_pipeline;
+pub mod network;
+pub mod output;
+pub mod stand_in;
+
+pub use frame_input::{CameraImage, FrameInput};
+pub use frame_pipeline::{FramePipeline, PipelineOptions};
+pub use network::{Network, NetworkInfo, NetworkOutput};
+pub use output::{FrameOutput, Segmentation, StageTimings};

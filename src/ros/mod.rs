@@ -1,1 +1,7 @@
-//! ROS 2 side (r2r): message conversion, the node, `altermoma play` (issue #7).
+//! ROS 2 side (r2r): message conversion, the `bevfusion_node` node, its parameters, RViz
+//! markers and diagnostics.
+pub mod camera_info;
+pub mod convert;
+pub mod image;
+pub mod params;
+pub mod pointcloud;
