@@ -86,12 +86,7 @@ impl FrameInput {
                 },
                 None => CameraFrame {
                     calib: fallback_calibs.get(i).cloned().unwrap_or_else(|| {
-                        neutral_calib(
-                            self.camera_names
-                                .get(i)
-                                .map(String::as_str)
-                                .unwrap_or("camera"),
-                        )
+                        neutral_calib(self.camera_names.get(i).map(String::as_str).unwrap_or("camera"))
                     }),
                     image: None,
                     timestamp_us: self.stamp_ns / 1000,
@@ -130,9 +125,7 @@ pub fn neutral_calib(name: &str) -> CameraCalib {
 
 /// Build [`Points`] from x, y, z, intensity, ring tuples.
 pub fn points_from_rows(rows: &[[f32; POINT_DIMS]]) -> Points {
-    Points {
-        data: rows.iter().flatten().copied().collect(),
-    }
+    Points { data: rows.iter().flatten().copied().collect() }
 }
 
 #[cfg(test)]
@@ -144,10 +137,7 @@ mod tests {
         let c = neutral_calib("CAM_X");
         let z_cam = nalgebra::Vector3::new(0.0, 0.0, 1.0);
         let v = c.cam_to_lidar.rotation * z_cam;
-        assert!(
-            (v.x - 1.0).abs() < 1e-9 && v.y.abs() < 1e-9 && v.z.abs() < 1e-9,
-            "{v:?}"
-        );
+        assert!((v.x - 1.0).abs() < 1e-9 && v.y.abs() < 1e-9 && v.z.abs() < 1e-9, "{v:?}");
         let y_cam = nalgebra::Vector3::new(0.0, 1.0, 0.0); // down
         let v = c.cam_to_lidar.rotation * y_cam;
         assert!((v.z + 1.0).abs() < 1e-9, "{v:?}");

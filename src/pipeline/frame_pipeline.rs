@@ -66,13 +66,7 @@ impl FramePipeline {
         if opts.max_detections == 0 {
             bail!("max_detections must be at least 1");
         }
-        Ok(Self {
-            net,
-            info,
-            opts,
-            last_calibs: Vec::new(),
-            frames_run: 0,
-        })
+        Ok(Self { net, info, opts, last_calibs: Vec::new(), frames_run: 0 })
     }
 
     pub fn info(&self) -> &NetworkInfo {
@@ -92,18 +86,10 @@ impl FramePipeline {
     /// lazy initialisation (allocator pools, CUDA kernels, cuDNN autotuning) happens before
     /// going live. `camera_names` and `calibs` shape the frames like the live ones
     /// (neutral calibrations where None).
-    pub fn warm_up(
-        &mut self,
-        camera_names: &[String],
-        calibs: &[Option<CameraCalib>],
-    ) -> Result<()> {
+    pub fn warm_up(&mut self, camera_names: &[String], calibs: &[Option<CameraCalib>]) -> Result<()> {
         for k in 0..self.opts.warmup_frames {
             let input = synthetic_input(camera_names, calibs, k as u64);
-            for mask in [
-                ModalityMask::FUSION,
-                ModalityMask::LIDAR_ONLY,
-                ModalityMask::CAMERA_ONLY,
-            ] {
+            for mask in [ModalityMask::FUSION, ModalityMask::LIDAR_ONLY, ModalityMask::CAMERA_ONLY] {
                 let mut f = input.clone();
                 if !mask.lidar {
                     f.points = None;
@@ -111,8 +97,7 @@ impl FramePipeline {
                 if !mask.camera {
                     f.cameras.iter_mut().for_each(|c| *c = None);
                 }
-                self.run(&f)
-                    .map_err(|e| e.context(format!("warm-up frame {k} ({})", mask.name())))?;
+                self.run(&f).map_err(|e| e.context(format!("warm-up frame {k} ({})", mask.name())))?;
             }
         }
         Ok(())
@@ -123,11 +108,7 @@ impl FramePipeline {
         let mut warnings = Vec::new();
         let n_slots = self.info.num_cameras;
         if input.cameras.len() != input.camera_names.len() {
-            bail!(
-                "frame has {} camera slots but {} camera names",
-                input.cameras.len(),
-                input.camera_names.len()
-            );
+            bail!("frame has {} camera slots but {} camera names", input.cameras.len(), input.camera_names.len());
         }
         if input.cameras.len() != n_slots {
             bail!(
@@ -140,34 +121,16 @@ impl FramePipeline {
         let mut points = input.points.clone();
         if let Some(p) = &mut points {
             if p.data.len() % POINT_DIMS != 0 {
-                bail!(
-                    "point buffer of {} floats is not a multiple of {POINT_DIMS}",
-                    p.data.len()
-                );
+                bail!("point buffer of {} floats is not a multiple of {POINT_DIMS}", p.data.len());
             }
-            let cap = self.info.max_points.map_or(self.opts.cloud_capacity, |m| {
-                m.min(self.opts.cloud_capacity)
-            });
+            let cap = self.info.max_points.map_or(self.opts.cloud_capacity, |m| m.min(self.opts.cloud_capacity));
             if p.len() > cap {
-                bail!(
-                    "cloud has {} points, more than the capacity of {cap}",
-                    p.len()
-                );
+                bail!("cloud has {} points, more than the capacity of {cap}", p.len());
             }
-            let bad = p
-                .iter()
-                .filter(|r| !r.iter().all(|v| v.is_finite()))
-                .count();
+            let bad = p.iter().filter(|r| !r.iter().all(|v| v.is_finite())).count();
             if bad > 0 {
                 warnings.push(format!("dropped {bad} LiDAR points with NaN/Inf values"));
-                *p = Points {
-                    data: p
-                        .iter()
-                        .filter(|r| r.iter().all(|v| v.is_finite()))
-                        .flatten()
-                        .copied()
-                        .collect(),
-                };
+                *p = Points { data: p.iter().filter(|r| r.iter().all(|v| v.is_finite())).flatten().copied().collect() };
             }
             if p.is_empty() {
                 warnings.push("LiDAR cloud has no valid points: LiDAR masked".into());
@@ -181,11 +144,7 @@ impl FramePipeline {
         let mut cameras = input.cameras.clone();
         let mut masked = Vec::new();
         if self.last_calibs.len() != n_slots {
-            self.last_calibs = input
-                .camera_names
-                .iter()
-                .map(|n| neutral_calib(n))
-                .collect();
+            self.last_calibs = input.camera_names.iter().map(|n| neutral_calib(n)).collect();
         }
         for (i, slot) in cameras.iter_mut().enumerate() {
             let name = &input.camera_names[i];
@@ -199,12 +158,7 @@ impl FramePipeline {
                         c.calib.width, c.calib.height
                     ))
                 } else if !c.calib.intrinsics.iter().all(|v| v.is_finite())
-                    || !c
-                        .calib
-                        .cam_to_lidar
-                        .to_homogeneous()
-                        .iter()
-                        .all(|v| v.is_finite())
+                    || !c.calib.cam_to_lidar.to_homogeneous().iter().all(|v| v.is_finite())
                 {
                     Some(format!("camera {name}: calibration has NaN/Inf values"))
                 } else {
@@ -248,11 +202,7 @@ impl FramePipeline {
             .filter(|b| {
                 b.score.is_finite()
                     && b.score >= self.opts.score_threshold as f64
-                    && b.center
-                        .iter()
-                        .chain(&b.size)
-                        .chain(&b.velocity)
-                        .all(|v| v.is_finite())
+                    && b.center.iter().chain(&b.size).chain(&b.velocity).all(|v| v.is_finite())
                     && b.yaw.is_finite()
             })
             .collect();
@@ -263,10 +213,7 @@ impl FramePipeline {
             (Some(probs), Some(grid)) => {
                 let expect = MAP_CLASSES.len() * grid.nx() * grid.ny();
                 if probs.len() != expect {
-                    bail!(
-                        "network returned {} segmentation values, expected {expect}",
-                        probs.len()
-                    );
+                    bail!("network returned {} segmentation values, expected {expect}", probs.len());
                 }
                 Some(Segmentation {
                     grid,
@@ -297,39 +244,20 @@ pub fn ms(t: Instant) -> f64 {
 }
 
 /// A deterministic synthetic frame for warm-up: a ring of points and mid-grey images.
-fn synthetic_input(
-    camera_names: &[String],
-    calibs: &[Option<CameraCalib>],
-    seed: u64,
-) -> FrameInput {
+fn synthetic_input(camera_names: &[String], calibs: &[Option<CameraCalib>], seed: u64) -> FrameInput {
     let mut data = Vec::with_capacity(2000 * POINT_DIMS);
     for k in 0..2000u64 {
         let a = (k as f32) * 0.0314 + seed as f32;
         let r = 5.0 + (k % 40) as f32;
-        data.extend_from_slice(&[
-            r * a.cos(),
-            r * a.sin(),
-            -1.5 + (k % 7) as f32 * 0.3,
-            10.0,
-            (k % 32) as f32,
-        ]);
+        data.extend_from_slice(&[r * a.cos(), r * a.sin(), -1.5 + (k % 7) as f32 * 0.3, 10.0, (k % 32) as f32]);
     }
     let cameras = camera_names
         .iter()
         .enumerate()
         .map(|(i, n)| {
-            let calib = calibs
-                .get(i)
-                .cloned()
-                .flatten()
-                .unwrap_or_else(|| neutral_calib(n));
-            let image =
-                image::RgbImage::from_pixel(calib.width, calib.height, image::Rgb([128, 128, 128]));
-            Some(super::frame_input::CameraImage {
-                image,
-                calib,
-                stamp_ns: 0,
-            })
+            let calib = calibs.get(i).cloned().flatten().unwrap_or_else(|| neutral_calib(n));
+            let image = image::RgbImage::from_pixel(calib.width, calib.height, image::Rgb([128, 128, 128]));
+            Some(super::frame_input::CameraImage { image, calib, stamp_ns: 0 })
         })
         .collect();
     FrameInput {

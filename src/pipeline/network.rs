@@ -38,10 +38,6 @@ pub trait Network: Send {
     /// Run one frame with the given modality mask. Implementations time their stages into
     /// `timings.voxelize`, `camera`, `lidar`, `fuse`, `heads` and `postprocess` (box decoding);
     /// the pipeline adds its own post-processing time.
-    fn infer(
-        &mut self,
-        frame: &Frame,
-        mask: ModalityMask,
-        timings: &mut StageTimings,
-    ) -> anyhow::Result<NetworkOutput>;
+    fn infer(&mut self, frame: &Frame, mask: ModalityMask, timings: &mut StageTimings)
+        -> anyhow::Result<NetworkOutput>;
 }

@@ -22,29 +22,12 @@ pub struct StageTimings {
 
 impl StageTimings {
     /// Stage names in message order (`ProcessingTime.stage_names`).
-    pub const NAMES: [&'static str; 8] = [
-        "decode",
-        "voxelize",
-        "camera",
-        "lidar",
-        "fuse",
-        "heads",
-        "postprocess",
-        "publish",
-    ];
+    pub const NAMES: [&'static str; 8] =
+        ["decode", "voxelize", "camera", "lidar", "fuse", "heads", "postprocess", "publish"];
 
     /// The stages in [`Self::NAMES`] order.
     pub fn as_array(&self) -> [f64; 8] {
-        [
-            self.decode,
-            self.voxelize,
-            self.camera,
-            self.lidar,
-            self.fuse,
-            self.heads,
-            self.postprocess,
-            self.publish,
-        ]
+        [self.decode, self.voxelize, self.camera, self.lidar, self.fuse, self.heads, self.postprocess, self.publish]
     }
 
     /// Sum of all stages.

@@ -30,13 +30,7 @@ impl StandInNetwork {
     pub fn new(num_cameras: usize) -> Self {
         Self {
             num_cameras,
-            grid: BevGrid {
-                x_min: -51.2,
-                x_max: 51.2,
-                y_min: -51.2,
-                y_max: 51.2,
-                resolution: 0.8,
-            },
+            grid: BevGrid { x_min: -51.2, x_max: 51.2, y_min: -51.2, y_max: 51.2, resolution: 0.8 },
             delay: Duration::ZERO,
         }
     }
@@ -53,12 +47,7 @@ impl Network for StandInNetwork {
         }
     }
 
-    fn infer(
-        &mut self,
-        frame: &Frame,
-        mask: ModalityMask,
-        t: &mut StageTimings,
-    ) -> anyhow::Result<NetworkOutput> {
+    fn infer(&mut self, frame: &Frame, mask: ModalityMask, t: &mut StageTimings) -> anyhow::Result<NetworkOutput> {
         let mut boxes = Vec::new();
         let (nx, ny) = (self.grid.nx(), self.grid.ny());
         let mut density = vec![0f32; nx * ny];
@@ -86,14 +75,7 @@ impl Network for StandInNetwork {
             if *n >= 8 {
                 let c = [s[0] / *n as f64, s[1] / *n as f64, s[2] / *n as f64];
                 let score = *n as f64 / (*n as f64 + 20.0);
-                boxes.push(Box3D {
-                    center: c,
-                    size: [1.9, 4.5, 1.6],
-                    yaw: 0.0,
-                    velocity: [0.0, 0.0],
-                    label: 0,
-                    score,
-                });
+                boxes.push(Box3D { center: c, size: [1.9, 4.5, 1.6], yaw: 0.0, velocity: [0.0, 0.0], label: 0, score });
             }
         }
         t.lidar += super::frame_pipeline::ms(t1);
@@ -126,9 +108,6 @@ impl Network for StandInNetwork {
             probs.extend(density.iter().map(|d| (d / (d + 4.0)) / (c as f32 + 1.0)));
         }
         t.heads += super::frame_pipeline::ms(t3);
-        Ok(NetworkOutput {
-            boxes,
-            seg_probs: Some(probs),
-        })
+        Ok(NetworkOutput { boxes, seg_probs: Some(probs) })
     }
 }

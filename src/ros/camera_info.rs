@@ -22,10 +22,7 @@ pub struct Intrinsics {
 /// Read the intrinsics of a CameraInfo.
 pub fn camera_info_to_intrinsics(msg: &CameraInfo) -> Result<Intrinsics, ConvertError> {
     if msg.k.len() != 9 {
-        return Err(ConvertError::new(
-            "k",
-            format!("{} values, expected 9", msg.k.len()),
-        ));
+        return Err(ConvertError::new("k", format!("{} values, expected 9", msg.k.len())));
     }
     if let Some(i) = msg.k.iter().position(|v| !v.is_finite()) {
         return Err(ConvertError::new(format!("k[{i}]"), "NaN/Inf"));
@@ -34,24 +31,14 @@ pub fn camera_info_to_intrinsics(msg: &CameraInfo) -> Result<Intrinsics, Convert
     if k[(0, 0)] <= 0.0 || k[(1, 1)] <= 0.0 {
         return Err(ConvertError::new(
             "k",
-            format!(
-                "focal lengths must be positive (fx {}, fy {}): uncalibrated camera?",
-                k[(0, 0)],
-                k[(1, 1)]
-            ),
+            format!("focal lengths must be positive (fx {}, fy {}): uncalibrated camera?", k[(0, 0)], k[(1, 1)]),
         ));
     }
     if k[(1, 0)] != 0.0 || k[(2, 0)] != 0.0 || k[(2, 1)] != 0.0 || (k[(2, 2)] - 1.0).abs() > 1e-9 {
-        return Err(ConvertError::new(
-            "k",
-            "not an upper-triangular camera matrix with k[8] = 1",
-        ));
+        return Err(ConvertError::new("k", "not an upper-triangular camera matrix with k[8] = 1"));
     }
     if msg.width == 0 || msg.height == 0 {
-        return Err(ConvertError::new(
-            "width",
-            format!("zero image size {}x{}", msg.width, msg.height),
-        ));
+        return Err(ConvertError::new("width", format!("zero image size {}x{}", msg.width, msg.height)));
     }
     let mut warnings = Vec::new();
     if msg.d.iter().any(|v| *v != 0.0) {
@@ -62,17 +49,9 @@ pub fn camera_info_to_intrinsics(msg: &CameraInfo) -> Result<Intrinsics, Convert
     }
     let (mut w, mut h) = (msg.width, msg.height);
     let roi = &msg.roi;
-    if roi.width > 0
-        && roi.height > 0
-        && (roi.width, roi.height, roi.x_offset, roi.y_offset) != (w, h, 0, 0)
-    {
-        if roi.x_offset as u64 + roi.width as u64 > w as u64
-            || roi.y_offset as u64 + roi.height as u64 > h as u64
-        {
-            return Err(ConvertError::new(
-                "roi",
-                "region of interest exceeds the image",
-            ));
+    if roi.width > 0 && roi.height > 0 && (roi.width, roi.height, roi.x_offset, roi.y_offset) != (w, h, 0, 0) {
+        if roi.x_offset as u64 + roi.width as u64 > w as u64 || roi.y_offset as u64 + roi.height as u64 > h as u64 {
+            return Err(ConvertError::new("roi", "region of interest exceeds the image"));
         }
         k[(0, 2)] -= roi.x_offset as f64;
         k[(1, 2)] -= roi.y_offset as f64;
@@ -89,18 +68,10 @@ pub fn camera_info_to_intrinsics(msg: &CameraInfo) -> Result<Intrinsics, Convert
         w /= bx;
         h /= by;
         if w == 0 || h == 0 {
-            return Err(ConvertError::new(
-                "binning_x",
-                "binning leaves an empty image",
-            ));
+            return Err(ConvertError::new("binning_x", "binning leaves an empty image"));
         }
     }
-    Ok(Intrinsics {
-        width: w,
-        height: h,
-        k,
-        warnings,
-    })
+    Ok(Intrinsics { width: w, height: h, k, warnings })
 }
 
 /// A CameraInfo for a calibration (no distortion, no binning, no ROI; P = [K | 0]).
@@ -166,10 +137,7 @@ mod tests {
         let good = calib_to_camera_info(&calib(), Default::default());
         let mut m = good.clone();
         m.k = vec![0.0; 9];
-        assert!(camera_info_to_intrinsics(&m)
-            .unwrap_err()
-            .message
-            .contains("uncalibrated"));
+        assert!(camera_info_to_intrinsics(&m).unwrap_err().message.contains("uncalibrated"));
         let mut m = good.clone();
         m.k[2] = f64::NAN;
         assert_eq!(camera_info_to_intrinsics(&m).unwrap_err().field, "k[2]");

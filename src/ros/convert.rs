@@ -22,11 +22,7 @@ pub struct ConvertError {
 
 impl ConvertError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            topic: None,
-            field: field.into(),
-            message: message.into(),
-        }
+        Self { topic: None, field: field.into(), message: message.into() }
     }
 
     /// The same error, attributed to a topic.
@@ -55,18 +51,12 @@ pub fn stamp_to_ns(t: &r2r::builtin_interfaces::msg::Time) -> i64 {
 /// `builtin_interfaces/Time` of nanoseconds since the epoch (negative times saturate at 0).
 pub fn ns_to_stamp(ns: i64) -> r2r::builtin_interfaces::msg::Time {
     let ns = ns.max(0);
-    r2r::builtin_interfaces::msg::Time {
-        sec: (ns / 1_000_000_000) as i32,
-        nanosec: (ns % 1_000_000_000) as u32,
-    }
+    r2r::builtin_interfaces::msg::Time { sec: (ns / 1_000_000_000) as i32, nanosec: (ns % 1_000_000_000) as u32 }
 }
 
 /// A header with the given stamp and frame.
 pub fn header(stamp_ns: i64, frame_id: &str) -> r2r::std_msgs::msg::Header {
-    r2r::std_msgs::msg::Header {
-        stamp: ns_to_stamp(stamp_ns),
-        frame_id: frame_id.to_string(),
-    }
+    r2r::std_msgs::msg::Header { stamp: ns_to_stamp(stamp_ns), frame_id: frame_id.to_string() }
 }
 
 #[cfg(test)]

@@ -25,46 +25,26 @@ pub fn check_image(msg: &Image) -> Result<(), ConvertError> {
     let ch = channels(&msg.encoding).ok_or_else(|| {
         ConvertError::new(
             "encoding",
-            format!(
-                "unsupported encoding `{}` (supported: rgb8, bgr8, rgba8, bgra8, mono8)",
-                msg.encoding
-            ),
+            format!("unsupported encoding `{}` (supported: rgb8, bgr8, rgba8, bgra8, mono8)", msg.encoding),
         )
     })?;
     if msg.width == 0 || msg.height == 0 {
-        return Err(ConvertError::new(
-            "width",
-            format!("zero-size image {}x{}", msg.width, msg.height),
-        ));
+        return Err(ConvertError::new("width", format!("zero-size image {}x{}", msg.width, msg.height)));
     }
     let (w, h, step) = (msg.width as usize, msg.height as usize, msg.step as usize);
-    let row = w
-        .checked_mul(ch)
-        .ok_or_else(|| ConvertError::new("width", "width x channels overflows"))?;
+    let row = w.checked_mul(ch).ok_or_else(|| ConvertError::new("width", "width x channels overflows"))?;
     if step < row {
         return Err(ConvertError::new(
             "step",
-            format!(
-                "step {step} is smaller than width {w} x {ch} bytes ({}) = {row}",
-                msg.encoding
-            ),
+            format!("step {step} is smaller than width {w} x {ch} bytes ({}) = {row}", msg.encoding),
         ));
     }
-    let total = step
-        .checked_mul(h)
-        .ok_or_else(|| ConvertError::new("step", "step x height overflows"))?;
+    let total = step.checked_mul(h).ok_or_else(|| ConvertError::new("step", "step x height overflows"))?;
     if msg.data.len() != total {
-        let what = if msg.data.len() < total {
-            "truncated"
-        } else {
-            "too long"
-        };
+        let what = if msg.data.len() < total { "truncated" } else { "too long" };
         return Err(ConvertError::new(
             "data",
-            format!(
-                "{what}: {} bytes, but step {step} x height {h} = {total}",
-                msg.data.len()
-            ),
+            format!("{what}: {} bytes, but step {step} x height {h} = {total}", msg.data.len()),
         ));
     }
     Ok(())
@@ -79,18 +59,10 @@ pub fn image_to_rgb(msg: &Image) -> Result<RgbImage, ConvertError> {
         let row = &msg.data[r * step..];
         match msg.encoding.as_str() {
             "rgb8" => out.extend_from_slice(&row[..w * 3]),
-            "bgr8" => row[..w * 3]
-                .chunks_exact(3)
-                .for_each(|p| out.extend_from_slice(&[p[2], p[1], p[0]])),
-            "rgba8" => row[..w * 4]
-                .chunks_exact(4)
-                .for_each(|p| out.extend_from_slice(&p[..3])),
-            "bgra8" => row[..w * 4]
-                .chunks_exact(4)
-                .for_each(|p| out.extend_from_slice(&[p[2], p[1], p[0]])),
-            "mono8" => row[..w]
-                .iter()
-                .for_each(|&v| out.extend_from_slice(&[v, v, v])),
+            "bgr8" => row[..w * 3].chunks_exact(3).for_each(|p| out.extend_from_slice(&[p[2], p[1], p[0]])),
+            "rgba8" => row[..w * 4].chunks_exact(4).for_each(|p| out.extend_from_slice(&p[..3])),
+            "bgra8" => row[..w * 4].chunks_exact(4).for_each(|p| out.extend_from_slice(&[p[2], p[1], p[0]])),
+            "mono8" => row[..w].iter().for_each(|&v| out.extend_from_slice(&[v, v, v])),
             _ => unreachable!("encoding checked"),
         }
     }
@@ -135,18 +107,12 @@ pub fn compressed_format(msg: &CompressedImage) -> Result<CompressedFormat, Conv
         match image::guess_format(&msg.data) {
             Ok(image::ImageFormat::Jpeg) => Ok(CompressedFormat::Jpeg),
             Ok(image::ImageFormat::Png) => Ok(CompressedFormat::Png),
-            _ => Err(ConvertError::new(
-                "format",
-                "empty format and the data is neither JPEG nor PNG",
-            )),
+            _ => Err(ConvertError::new("format", "empty format and the data is neither JPEG nor PNG")),
         }
     } else {
         Err(ConvertError::new(
             "format",
-            format!(
-                "unsupported compressed format `{}` (supported: jpeg, png)",
-                msg.format
-            ),
+            format!("unsupported compressed format `{}` (supported: jpeg, png)", msg.format),
         ))
     }
 }
@@ -154,16 +120,12 @@ pub fn compressed_format(msg: &CompressedImage) -> Result<CompressedFormat, Conv
 /// Image size read from the compressed header only (cheap), after checking the format.
 pub fn compressed_dimensions(msg: &CompressedImage) -> Result<(u32, u32), ConvertError> {
     let fmt = compressed_format(msg)?;
-    let reader =
-        image::ImageReader::with_format(std::io::Cursor::new(&msg.data), fmt.image_format());
+    let reader = image::ImageReader::with_format(std::io::Cursor::new(&msg.data), fmt.image_format());
     let (w, h) = reader
         .into_dimensions()
         .map_err(|e| ConvertError::new("data", format!("cannot read the {fmt:?} header: {e}")))?;
     if w == 0 || h == 0 {
-        return Err(ConvertError::new(
-            "data",
-            format!("zero-size image {w}x{h}"),
-        ));
+        return Err(ConvertError::new("data", format!("zero-size image {w}x{h}")));
     }
     Ok((w, h))
 }
@@ -202,19 +164,11 @@ pub fn rgb_to_compressed(
     let mut data = Vec::new();
     match format {
         CompressedFormat::Jpeg => {
-            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut data, quality.clamp(1, 100))
-                .encode_image(img)?
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut data, quality.clamp(1, 100)).encode_image(img)?
         }
-        CompressedFormat::Png => img.write_to(
-            &mut std::io::Cursor::new(&mut data),
-            image::ImageFormat::Png,
-        )?,
+        CompressedFormat::Png => img.write_to(&mut std::io::Cursor::new(&mut data), image::ImageFormat::Png)?,
     }
-    Ok(CompressedImage {
-        header,
-        format: format.ros_format().into(),
-        data,
-    })
+    Ok(CompressedImage { header, format: format.ros_format().into(), data })
 }
 
 #[cfg(test)]
@@ -222,9 +176,7 @@ mod tests {
     use super::*;
 
     fn sample() -> RgbImage {
-        RgbImage::from_fn(5, 3, |x, y| {
-            image::Rgb([x as u8 * 40, y as u8 * 70, 200 - x as u8 * 10])
-        })
+        RgbImage::from_fn(5, 3, |x, y| image::Rgb([x as u8 * 40, y as u8 * 70, 200 - x as u8 * 10]))
     }
 
     fn raw(enc: &str, pad: usize) -> Image {
@@ -260,11 +212,7 @@ mod tests {
     fn every_encoding_converts_with_padding() {
         for enc in ["rgb8", "bgr8", "rgba8", "bgra8"] {
             for pad in [0, 3] {
-                assert_eq!(
-                    image_to_rgb(&raw(enc, pad)).unwrap(),
-                    sample(),
-                    "{enc} pad {pad}"
-                );
+                assert_eq!(image_to_rgb(&raw(enc, pad)).unwrap(), sample(), "{enc} pad {pad}");
             }
         }
         let mono = image_to_rgb(&raw("mono8", 1)).unwrap();
@@ -279,20 +227,14 @@ mod tests {
 
     #[test]
     fn png_is_lossless_and_jpeg_close() {
-        let png =
-            rgb_to_compressed(&sample(), CompressedFormat::Png, 90, Default::default()).unwrap();
+        let png = rgb_to_compressed(&sample(), CompressedFormat::Png, 90, Default::default()).unwrap();
         assert_eq!(compressed_to_rgb(&png).unwrap(), sample());
         assert_eq!(compressed_dimensions(&png).unwrap(), (5, 3));
         let big = RgbImage::from_pixel(32, 16, image::Rgb([10, 200, 30]));
         let jpg = rgb_to_compressed(&big, CompressedFormat::Jpeg, 95, Default::default()).unwrap();
         let back = compressed_to_rgb(&jpg).unwrap();
         let p = back.get_pixel(8, 8).0;
-        assert!(
-            (p[0] as i32 - 10).abs() < 8
-                && (p[1] as i32 - 200).abs() < 8
-                && (p[2] as i32 - 30).abs() < 8,
-            "{p:?}"
-        );
+        assert!((p[0] as i32 - 10).abs() < 8 && (p[1] as i32 - 200).abs() < 8 && (p[2] as i32 - 30).abs() < 8, "{p:?}");
         let mut anon = jpg.clone();
         anon.format.clear();
         assert_eq!(compressed_format(&anon).unwrap(), CompressedFormat::Jpeg);
@@ -315,24 +257,12 @@ mod tests {
         let mut m = raw("rgb8", 0);
         m.data.pop();
         assert!(image_to_rgb(&m).unwrap_err().message.contains("truncated"));
-        let c = CompressedImage {
-            header: Default::default(),
-            format: "jpeg".into(),
-            data: vec![1, 2, 3, 4],
-        };
+        let c = CompressedImage { header: Default::default(), format: "jpeg".into(), data: vec![1, 2, 3, 4] };
         assert_eq!(compressed_to_rgb(&c).unwrap_err().field, "data");
         assert!(compressed_dimensions(&c).is_err());
-        let c = CompressedImage {
-            header: Default::default(),
-            format: "webp".into(),
-            data: vec![1],
-        };
+        let c = CompressedImage { header: Default::default(), format: "webp".into(), data: vec![1] };
         assert_eq!(compressed_to_rgb(&c).unwrap_err().field, "format");
-        let c = CompressedImage {
-            header: Default::default(),
-            format: "png".into(),
-            data: vec![],
-        };
+        let c = CompressedImage { header: Default::default(), format: "png".into(), data: vec![] };
         assert!(compressed_to_rgb(&c).unwrap_err().message.contains("empty"));
     }
 }

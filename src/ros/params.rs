@@ -206,8 +206,7 @@ fn d_diag_period() -> f64 {
 fn device_syntax_ok(s: &str) -> bool {
     let s = s.trim().to_ascii_lowercase();
     matches!(s.as_str(), "auto" | "cpu" | "cuda" | "gpu")
-        || s.strip_prefix("cuda:")
-            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+        || s.strip_prefix("cuda:").is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
 }
 
 /// A rigid transform from a row-major 4x4 matrix, or why it is not one.
@@ -225,26 +224,16 @@ pub fn rigid_from_row_major(m: &[f64]) -> Result<Isometry3<f64>, String> {
     let r: Matrix3<f64> = h.fixed_view::<3, 3>(0, 0).into();
     let err = (r.transpose() * r - Matrix3::identity()).abs().max();
     if err > 1e-3 || r.determinant() < 0.0 {
-        return Err(format!(
-            "the 3x3 block is not a rotation (|R^T R - I| = {err:.2e}, det {:.3})",
-            r.determinant()
-        ));
+        return Err(format!("the 3x3 block is not a rotation (|R^T R - I| = {err:.2e}, det {:.3})", r.determinant()));
     }
     let rot = UnitQuaternion::from_rotation_matrix(&Rotation3::from_matrix(&r));
-    Ok(Isometry3::from_parts(
-        Translation3::new(h[(0, 3)], h[(1, 3)], h[(2, 3)]),
-        rot,
-    ))
+    Ok(Isometry3::from_parts(Translation3::new(h[(0, 3)], h[(1, 3)], h[(2, 3)]), rot))
 }
 
 impl NodeParams {
     /// Semantic checks; errors name the dotted field.
     pub fn validate(&self) -> Result<(), FieldError> {
-        ensure(
-            !self.model_path.as_os_str().is_empty(),
-            "model_path",
-            "must name a checkpoint file",
-        )?;
+        ensure(!self.model_path.as_os_str().is_empty(), "model_path", "must name a checkpoint file")?;
         ensure(
             device_syntax_ok(&self.device),
             "device",
@@ -255,22 +244,14 @@ impl NodeParams {
             "fp16",
             "half precision needs a CUDA device (device is cpu)",
         )?;
-        ensure(
-            !self.pointcloud_topic.trim().is_empty(),
-            "pointcloud_topic",
-            "must not be empty",
-        )?;
+        ensure(!self.pointcloud_topic.trim().is_empty(), "pointcloud_topic", "must not be empty")?;
         for (i, n) in self.camera_names.iter().enumerate() {
             ensure(
                 !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
                 "camera_names",
                 format!("name {i} `{n}`: use letters, digits and _ only"),
             )?;
-            ensure(
-                !self.camera_names[..i].contains(n),
-                "camera_names",
-                format!("`{n}` is listed twice"),
-            )?;
+            ensure(!self.camera_names[..i].contains(n), "camera_names", format!("`{n}` is listed twice"))?;
             ensure(
                 self.cameras.contains_key(n),
                 "cameras",
@@ -281,10 +262,7 @@ impl NodeParams {
             ensure(
                 self.camera_names.contains(name),
                 &format!("cameras.{name}"),
-                format!(
-                    "`{name}` is not in camera_names [{}]",
-                    self.camera_names.join(", ")
-                ),
+                format!("`{name}` is not in camera_names [{}]", self.camera_names.join(", ")),
             )?;
             rigid_from_row_major(&c.lidar_to_camera)
                 .map_err(|m| FieldError::new(format!("cameras.{name}.lidar_to_camera"), m))?;
@@ -300,31 +278,11 @@ impl NodeParams {
             "lidar_timeout",
             "must be a finite number of seconds >= 0 (0 disables camera-only mode)",
         )?;
-        ensure(
-            self.camera_only_rate.is_finite() && self.camera_only_rate > 0.0,
-            "camera_only_rate",
-            "must be > 0 Hz",
-        )?;
-        ensure(
-            !self.lidar_frame_id.is_empty(),
-            "lidar_frame_id",
-            "must not be empty",
-        )?;
-        ensure(
-            self.cloud_capacity >= 1,
-            "cloud_capacity",
-            "must be at least 1",
-        )?;
-        ensure(
-            (0.0..=1.0).contains(&self.score_threshold),
-            "score_threshold",
-            "must be within [0, 1]",
-        )?;
-        ensure(
-            self.max_detections >= 1,
-            "max_detections",
-            "must be at least 1",
-        )?;
+        ensure(self.camera_only_rate.is_finite() && self.camera_only_rate > 0.0, "camera_only_rate", "must be > 0 Hz")?;
+        ensure(!self.lidar_frame_id.is_empty(), "lidar_frame_id", "must not be empty")?;
+        ensure(self.cloud_capacity >= 1, "cloud_capacity", "must be at least 1")?;
+        ensure((0.0..=1.0).contains(&self.score_threshold), "score_threshold", "must be within [0, 1]")?;
+        ensure(self.max_detections >= 1, "max_detections", "must be at least 1")?;
         ensure(
             self.seg_thresholds.len() == crate::classes::MAP_CLASSES.len(),
             "seg_thresholds",
@@ -344,25 +302,15 @@ impl NodeParams {
             "diagnostics_period",
             "must be > 0 s",
         )?;
-        ensure(
-            self.qos.input_depth >= 1,
-            "qos.input_depth",
-            "must be at least 1",
-        )?;
-        ensure(
-            self.qos.output_depth >= 1,
-            "qos.output_depth",
-            "must be at least 1",
-        )?;
+        ensure(self.qos.input_depth >= 1, "qos.input_depth", "must be at least 1")?;
+        ensure(self.qos.output_depth >= 1, "qos.output_depth", "must be at least 1")?;
         Ok(())
     }
 
     /// Camera-to-LiDAR pose of camera `i` (the inverse of its `lidar_to_camera`).
     pub fn cam_to_lidar(&self, i: usize) -> Isometry3<f64> {
         let name = &self.camera_names[i];
-        rigid_from_row_major(&self.cameras[name].lidar_to_camera)
-            .expect("validated")
-            .inverse()
+        rigid_from_row_major(&self.cameras[name].lidar_to_camera).expect("validated").inverse()
     }
 
     /// Transport of camera `i`.
@@ -372,10 +320,7 @@ impl NodeParams {
 
     /// Image topic of camera `i`.
     pub fn image_topic(&self, i: usize) -> String {
-        self.cameras[&self.camera_names[i]]
-            .image_topic
-            .clone()
-            .unwrap_or_else(|| format!("~/input/image_{i}"))
+        self.cameras[&self.camera_names[i]].image_topic.clone().unwrap_or_else(|| format!("~/input/image_{i}"))
     }
 
     /// CameraInfo topic of camera `i`.
@@ -429,25 +374,17 @@ pub fn parse_ros_args(args: &[String]) -> Result<RosArgs, String> {
         if !in_ros {
             continue;
         }
-        let mut value = |flag: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("`{flag}` needs a value"))
-        };
+        let mut value = |flag: &str| it.next().cloned().ok_or_else(|| format!("`{flag}` needs a value"));
         match a.as_str() {
             "--params-file" => out.params_files.push(PathBuf::from(value(a)?)),
             "-p" | "--param" => {
                 let v = value(a)?;
-                let (name, val) = v
-                    .split_once(":=")
-                    .ok_or_else(|| format!("`-p {v}`: expected name:=value"))?;
+                let (name, val) = v.split_once(":=").ok_or_else(|| format!("`-p {v}`: expected name:=value"))?;
                 out.overrides.push((name.to_string(), val.to_string()));
             }
             "-r" | "--remap" => {
                 let v = value(a)?;
-                let (from, to) = v
-                    .split_once(":=")
-                    .ok_or_else(|| format!("`-r {v}`: expected from:=to"))?;
+                let (from, to) = v.split_once(":=").ok_or_else(|| format!("`-r {v}`: expected from:=to"))?;
                 // node-specific remaps (`node:__node:=x`) carry a prefix
                 let from = from.rsplit(':').next().unwrap_or(from);
                 match from {
@@ -468,15 +405,8 @@ pub fn parse_ros_args(args: &[String]) -> Result<RosArgs, String> {
 /// Which source set a parameter, for error messages.
 #[derive(Clone, Debug)]
 enum Source {
-    File {
-        path: PathBuf,
-        text: String,
-        section: String,
-    },
-    Override {
-        name: String,
-        value: String,
-    },
+    File { path: PathBuf, text: String, section: String },
+    Override { name: String, value: String },
 }
 
 /// Deep-merge `src` into `dst` (maps merge, everything else replaces).
@@ -501,15 +431,8 @@ fn leaves(v: &Value, prefix: &str, out: &mut Vec<String>) {
     match v {
         Value::Mapping(m) if !m.is_empty() => {
             for (k, v) in m {
-                let k = k
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| format!("{k:?}"));
-                let p = if prefix.is_empty() {
-                    k
-                } else {
-                    format!("{prefix}.{k}")
-                };
+                let k = k.as_str().map(str::to_string).unwrap_or_else(|| format!("{k:?}"));
+                let p = if prefix.is_empty() { k } else { format!("{prefix}.{k}") };
                 leaves(v, &p, out);
             }
         }
@@ -524,14 +447,7 @@ fn check_homogeneous(v: &Value, prefix: &str) -> Result<(), FieldError> {
         Value::Mapping(m) => {
             for (k, v) in m {
                 let k = k.as_str().unwrap_or_default();
-                check_homogeneous(
-                    v,
-                    &if prefix.is_empty() {
-                        k.to_string()
-                    } else {
-                        format!("{prefix}.{k}")
-                    },
-                )?;
+                check_homogeneous(v, &if prefix.is_empty() { k.to_string() } else { format!("{prefix}.{k}") })?;
             }
             Ok(())
         }
@@ -580,18 +496,10 @@ pub fn load_params(
     let mut origin: Vec<(String, usize)> = Vec::new();
     let mut sources = Vec::new();
     for path in files {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.clone(), source })?;
         let doc: Value = crate::config::parse_yaml_unvalidated(&text, path)?;
         let Value::Mapping(top) = doc else {
-            return Err(invalid(
-                path,
-                Some(1),
-                ".",
-                "expected a map of node sections (`/**: ros__parameters: ...`)",
-            ));
+            return Err(invalid(path, Some(1), ".", "expected a map of node sections (`/**: ros__parameters: ...`)"));
         };
         let mut found = false;
         for (k, v) in top {
@@ -601,12 +509,7 @@ pub fn load_params(
             }
             found = true;
             let Some(params) = v.get("ros__parameters").cloned() else {
-                return Err(invalid(
-                    path,
-                    locate_field(&text, &key),
-                    &key,
-                    "section has no `ros__parameters` map",
-                ));
+                return Err(invalid(path, locate_field(&text, &key), &key, "section has no `ros__parameters` map"));
             };
             if let Err(e) = check_homogeneous(&params, "") {
                 let f = format!("{key}.ros__parameters.{}", e.field);
@@ -614,11 +517,7 @@ pub fn load_params(
             }
             let mut names = Vec::new();
             leaves(&params, "", &mut names);
-            sources.push(Source::File {
-                path: path.clone(),
-                text: text.clone(),
-                section: key.clone(),
-            });
+            sources.push(Source::File { path: path.clone(), text: text.clone(), section: key.clone() });
             origin.extend(names.into_iter().map(|n| (n, sources.len() - 1)));
             merge(&mut merged, params);
         }
@@ -627,7 +526,9 @@ pub fn load_params(
                 path,
                 None,
                 ".",
-                &format!("no section for node `{node_name}` (expected `/**:` or `{node_name}:` with `ros__parameters`)"),
+                &format!(
+                    "no section for node `{node_name}` (expected `/**:` or `{node_name}:` with `ros__parameters`)"
+                ),
             ));
         }
     }
@@ -640,10 +541,7 @@ pub fn load_params(
             nested = Value::Mapping(m);
         }
         merge(&mut merged, nested);
-        sources.push(Source::Override {
-            name: name.clone(),
-            value: value.clone(),
-        });
+        sources.push(Source::Override { name: name.clone(), value: value.clone() });
         origin.push((name.clone(), sources.len() - 1));
     }
     let locate = |field: &str, message: String| -> ConfigError {
@@ -651,32 +549,18 @@ pub fn load_params(
         let hit = origin
             .iter()
             .rev()
-            .find(|(n, _)| {
-                n == field
-                    || n.starts_with(&format!("{field}."))
-                    || field.starts_with(&format!("{n}."))
-            })
+            .find(|(n, _)| n == field || n.starts_with(&format!("{field}.")) || field.starts_with(&format!("{n}.")))
             .or_else(|| origin.iter().rev().find(|_| true))
             .map(|(_, i)| &sources[*i]);
         match hit {
-            Some(Source::File {
-                path,
-                text,
-                section,
-            }) => {
-                let line = if field == "." {
-                    None
-                } else {
-                    locate_field(text, &format!("{section}.ros__parameters.{field}"))
-                };
+            Some(Source::File { path, text, section }) => {
+                let line =
+                    if field == "." { None } else { locate_field(text, &format!("{section}.ros__parameters.{field}")) };
                 invalid(path, line, field, &message)
             }
-            Some(Source::Override { name, value }) => invalid(
-                Path::new(&format!("--ros-args -p {name}:={value}")),
-                None,
-                field,
-                &message,
-            ),
+            Some(Source::Override { name, value }) => {
+                invalid(Path::new(&format!("--ros-args -p {name}:={value}")), None, field, &message)
+            }
             None => invalid(Path::new("<no parameter file>"), None, field, &message),
         }
     };
@@ -741,42 +625,24 @@ mod tests {
         let z = iso.rotation * nalgebra::Vector3::z();
         assert!((z.x - 1.0).abs() < 1e-12, "{z:?}");
         let o = iso.translation.vector;
-        assert!(
-            (o.x - 1.0).abs() < 1e-12 && (o.z - 0.5).abs() < 1e-12,
-            "{o:?}"
-        );
+        assert!((o.x - 1.0).abs() < 1e-12 && (o.z - 0.5).abs() < 1e-12, "{o:?}");
     }
 
     #[test]
     fn errors_name_file_line_and_field() {
         let d = tempfile::tempdir().unwrap();
-        let f = write(
-            &d,
-            "p.yaml",
-            &GOOD.replace("input_depth: 3", "input_depth: 0"),
-        );
+        let f = write(&d, "p.yaml", &GOOD.replace("input_depth: 3", "input_depth: 0"));
         let e = load_params(&[f.clone()], &[], "n", "/").unwrap_err();
         assert_eq!(e.field(), Some("qos.input_depth"));
         assert_eq!(e.line(), Some(14), "{e}");
-        assert!(
-            e.to_string().starts_with(&format!("{}:14", f.display())),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with(&format!("{}:14", f.display())), "{e}");
 
-        let f = write(
-            &d,
-            "q.yaml",
-            &GOOD.replace("0.0, 0.0, 0.0, 1.0]", "0.0, 0.0, 0.0, 2.0]"),
-        );
+        let f = write(&d, "q.yaml", &GOOD.replace("0.0, 0.0, 0.0, 1.0]", "0.0, 0.0, 0.0, 2.0]"));
         let e = load_params(&[f], &[], "n", "/").unwrap_err();
         assert_eq!(e.field(), Some("cameras.CAM_FRONT.lidar_to_camera"), "{e}");
         assert_eq!(e.line(), Some(9), "{e}");
 
-        let f = write(
-            &d,
-            "r.yaml",
-            &GOOD.replace("1.0, 0.0, 0.0, -1.0", "1.0, 0, 0.0, -1.0"),
-        );
+        let f = write(&d, "r.yaml", &GOOD.replace("1.0, 0.0, 0.0, -1.0", "1.0, 0, 0.0, -1.0"));
         let e = load_params(&[f], &[], "n", "/").unwrap_err();
         assert!(e.to_string().contains("mixes"), "{e}");
 
@@ -788,14 +654,7 @@ mod tests {
         let e = load_params(&[f], &[], "n", "/").unwrap_err();
         assert!(e.to_string().contains("devize"), "{e}");
 
-        let f = write(
-            &d,
-            "u.yaml",
-            &GOOD.replace(
-                "camera_names: [CAM_FRONT]",
-                "camera_names: [CAM_FRONT, CAM_BACK]",
-            ),
-        );
+        let f = write(&d, "u.yaml", &GOOD.replace("camera_names: [CAM_FRONT]", "camera_names: [CAM_FRONT, CAM_BACK]"));
         let e = load_params(&[f], &[], "n", "/").unwrap_err();
         assert!(e.to_string().contains("CAM_BACK"), "{e}");
 
@@ -808,20 +667,10 @@ mod tests {
     fn overrides_and_later_files_win_and_errors_name_the_override() {
         let d = tempfile::tempdir().unwrap();
         let f = write(&d, "p.yaml", GOOD);
-        let g = write(
-            &d,
-            "g.yaml",
-            "bevfusion_node:\n  ros__parameters:\n    score_threshold: 0.3\n",
-        );
-        let o = vec![
-            ("qos.output_depth".to_string(), "7".to_string()),
-            ("device".to_string(), "auto".to_string()),
-        ];
+        let g = write(&d, "g.yaml", "bevfusion_node:\n  ros__parameters:\n    score_threshold: 0.3\n");
+        let o = vec![("qos.output_depth".to_string(), "7".to_string()), ("device".to_string(), "auto".to_string())];
         let p = load_params(&[f.clone(), g], &o, "bevfusion_node", "/").unwrap();
-        assert_eq!(
-            (p.score_threshold, p.qos.output_depth, p.device.as_str()),
-            (0.3, 7, "auto")
-        );
+        assert_eq!((p.score_threshold, p.qos.output_depth, p.device.as_str()), (0.3, 7, "auto"));
         let bad = vec![("max_detections".to_string(), "0".to_string())];
         let e = load_params(&[f], &bad, "bevfusion_node", "/").unwrap_err();
         assert!(e.to_string().contains("-p max_detections:=0"), "{e}");
@@ -865,9 +714,7 @@ mod tests {
         }
         assert!(rigid_from_row_major(&id).is_ok());
         id[0] = 2.0;
-        assert!(rigid_from_row_major(&id)
-            .unwrap_err()
-            .contains("not a rotation"));
+        assert!(rigid_from_row_major(&id).unwrap_err().contains("not a rotation"));
         assert!(rigid_from_row_major(&id[..9]).is_err());
     }
 }

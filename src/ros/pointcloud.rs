@@ -92,27 +92,17 @@ fn find_field(
     point_step: usize,
     float_only: bool,
 ) -> Result<Option<FieldSpec>, ConvertError> {
-    let Some((idx, f)) = fields
-        .iter()
-        .enumerate()
-        .find(|(_, f)| names.contains(&f.name.as_str()))
-    else {
+    let Some((idx, f)) = fields.iter().enumerate().find(|(_, f)| names.contains(&f.name.as_str())) else {
         return Ok(None);
     };
     let field = format!("fields[{idx}] ({})", f.name);
     let size = datatype::size(f.datatype).ok_or_else(|| {
-        ConvertError::new(
-            format!("{field}.datatype"),
-            format!("unknown PointField datatype {}", f.datatype),
-        )
+        ConvertError::new(format!("{field}.datatype"), format!("unknown PointField datatype {}", f.datatype))
     })?;
     if float_only && !matches!(f.datatype, datatype::FLOAT32 | datatype::FLOAT64) {
         return Err(ConvertError::new(
             format!("{field}.datatype"),
-            format!(
-                "coordinates must be float32 or float64, not {}",
-                datatype::name(f.datatype)
-            ),
+            format!("coordinates must be float32 or float64, not {}", datatype::name(f.datatype)),
         ));
     }
     let offset = f.offset as usize;
@@ -127,10 +117,7 @@ fn find_field(
         )
     })?;
     let _ = end;
-    Ok(Some(FieldSpec {
-        offset,
-        datatype: f.datatype,
-    }))
+    Ok(Some(FieldSpec { offset, datatype: f.datatype }))
 }
 
 /// Validate a cloud's layout without reading its points. `capacity` is the largest number of
@@ -139,12 +126,9 @@ pub fn cloud_layout(msg: &PointCloud2, capacity: usize) -> Result<CloudLayout, C
     let point_step = msg.point_step as usize;
     let width = msg.width as usize;
     let height = msg.height as usize;
-    let n = width.checked_mul(height).ok_or_else(|| {
-        ConvertError::new(
-            "width",
-            format!("width {width} x height {height} overflows"),
-        )
-    })?;
+    let n = width
+        .checked_mul(height)
+        .ok_or_else(|| ConvertError::new("width", format!("width {width} x height {height} overflows")))?;
     if n > capacity {
         return Err(ConvertError::new(
             "width",
@@ -154,10 +138,7 @@ pub fn cloud_layout(msg: &PointCloud2, capacity: usize) -> Result<CloudLayout, C
     let need = |names: &[&str], what: &str| -> Result<FieldSpec, ConvertError> {
         find_field(&msg.fields, names, point_step, true)?.ok_or_else(|| {
             let have: Vec<_> = msg.fields.iter().map(|f| f.name.as_str()).collect();
-            ConvertError::new(
-                "fields",
-                format!("no `{what}` field (fields: [{}])", have.join(", ")),
-            )
+            ConvertError::new("fields", format!("no `{what}` field (fields: [{}])", have.join(", ")))
         })
     };
     let x = need(&["x"], "x")?;
@@ -165,9 +146,8 @@ pub fn cloud_layout(msg: &PointCloud2, capacity: usize) -> Result<CloudLayout, C
     let z = need(&["z"], "z")?;
     let intensity = find_field(&msg.fields, &["intensity", "i"], point_step, false)?;
     let ring = find_field(&msg.fields, &["ring"], point_step, false)?;
-    let row_bytes = width
-        .checked_mul(point_step)
-        .ok_or_else(|| ConvertError::new("row_step", "width x point_step overflows"))?;
+    let row_bytes =
+        width.checked_mul(point_step).ok_or_else(|| ConvertError::new("row_step", "width x point_step overflows"))?;
     let row_step = msg.row_step as usize;
     if row_step < row_bytes {
         return Err(ConvertError::new(
@@ -175,15 +155,10 @@ pub fn cloud_layout(msg: &PointCloud2, capacity: usize) -> Result<CloudLayout, C
             format!("row_step {row_step} is smaller than width {width} x point_step {point_step} = {row_bytes}"),
         ));
     }
-    let total = row_step
-        .checked_mul(height)
-        .ok_or_else(|| ConvertError::new("row_step", "row_step x height overflows"))?;
+    let total =
+        row_step.checked_mul(height).ok_or_else(|| ConvertError::new("row_step", "row_step x height overflows"))?;
     if msg.data.len() != total {
-        let what = if msg.data.len() < total {
-            "truncated"
-        } else {
-            "too long"
-        };
+        let what = if msg.data.len() < total { "truncated" } else { "too long" };
         return Err(ConvertError::new(
             "data",
             format!(
@@ -192,18 +167,7 @@ pub fn cloud_layout(msg: &PointCloud2, capacity: usize) -> Result<CloudLayout, C
             ),
         ));
     }
-    Ok(CloudLayout {
-        x,
-        y,
-        z,
-        intensity,
-        ring,
-        width,
-        height,
-        point_step,
-        row_step,
-        big_endian: msg.is_bigendian,
-    })
+    Ok(CloudLayout { x, y, z, intensity, ring, width, height, point_step, row_step, big_endian: msg.is_bigendian })
 }
 
 /// Read field `spec` of every point into `out` (appending), as f32.
@@ -213,14 +177,8 @@ fn read_column(data: &[u8], l: &CloudLayout, spec: FieldSpec, out: &mut Vec<f32>
             for r in 0..l.height {
                 let row = &data[r * l.row_step..r * l.row_step + l.width * l.point_step];
                 for p in row.chunks_exact(l.point_step) {
-                    let b: [u8; $n] = p[spec.offset..spec.offset + $n]
-                        .try_into()
-                        .expect("size checked");
-                    let v = if l.big_endian {
-                        <$t>::from_be_bytes(b)
-                    } else {
-                        <$t>::from_le_bytes(b)
-                    };
+                    let b: [u8; $n] = p[spec.offset..spec.offset + $n].try_into().expect("size checked");
+                    let v = if l.big_endian { <$t>::from_be_bytes(b) } else { <$t>::from_le_bytes(b) };
                     out.push(v as f32);
                 }
             }
@@ -240,10 +198,7 @@ fn read_column(data: &[u8], l: &CloudLayout, spec: FieldSpec, out: &mut Vec<f32>
 }
 
 /// Convert a cloud to points; see the module documentation for what is accepted.
-pub fn pointcloud_to_points(
-    msg: &PointCloud2,
-    capacity: usize,
-) -> Result<CloudConversion, ConvertError> {
+pub fn pointcloud_to_points(msg: &PointCloud2, capacity: usize) -> Result<CloudConversion, ConvertError> {
     let l = cloud_layout(msg, capacity)?;
     let n = l.num_points();
     let mut cols: Vec<Vec<f32>> = Vec::with_capacity(POINT_DIMS);
@@ -265,10 +220,7 @@ pub fn pointcloud_to_points(
             skipped += 1;
         }
     }
-    Ok(CloudConversion {
-        points: Points { data },
-        skipped_nonfinite: skipped,
-    })
+    Ok(CloudConversion { points: Points { data }, skipped_nonfinite: skipped })
 }
 
 /// A dense, little-endian cloud with float32 `x`, `y`, `z`, `intensity` and uint16 `ring`
@@ -284,12 +236,7 @@ pub fn points_to_pointcloud(points: &Points, header: r2r::std_msgs::msg::Header)
         data.extend_from_slice(&(p[4].round().clamp(0.0, u16::MAX as f32) as u16).to_le_bytes());
         data.extend_from_slice(&[0, 0]);
     }
-    let field = |name: &str, offset: u32, dt: u8| PointField {
-        name: name.into(),
-        offset,
-        datatype: dt,
-        count: 1,
-    };
+    let field = |name: &str, offset: u32, dt: u8| PointField { name: name.into(), offset, datatype: dt, count: 1 };
     PointCloud2 {
         header,
         height: 1,
@@ -314,9 +261,7 @@ mod tests {
     use super::*;
 
     fn pts() -> Points {
-        Points {
-            data: vec![1.0, 2.0, 3.0, 40.0, 5.0, -1.5, 0.25, 1e3, 0.0, 31.0],
-        }
+        Points { data: vec![1.0, 2.0, 3.0, 40.0, 5.0, -1.5, 0.25, 1e3, 0.0, 31.0] }
     }
 
     #[test]
@@ -346,11 +291,7 @@ mod tests {
                 let o = base + *off as usize;
                 macro_rules! put {
                     ($t:ty) => {{
-                        let b = if be {
-                            (*v as $t).to_be_bytes()
-                        } else {
-                            (*v as $t).to_le_bytes()
-                        };
+                        let b = if be { (*v as $t).to_be_bytes() } else { (*v as $t).to_le_bytes() };
                         data[o..o + b.len()].copy_from_slice(&b);
                     }};
                 }
@@ -373,12 +314,7 @@ mod tests {
             width: width as u32,
             fields: fields
                 .iter()
-                .map(|(n, o, d)| PointField {
-                    name: n.to_string(),
-                    offset: *o,
-                    datatype: *d,
-                    count: 1,
-                })
+                .map(|(n, o, d)| PointField { name: n.to_string(), offset: *o, datatype: *d, count: 1 })
                 .collect(),
             is_bigendian: be,
             point_step: step as u32,
@@ -391,25 +327,13 @@ mod tests {
     #[test]
     fn any_field_order_float64_big_endian_padding_and_integer_intensity() {
         use datatype::*;
-        let fields = [
-            ("intensity", 0, UINT8),
-            ("z", 4, FLOAT64),
-            ("ring", 12, UINT16),
-            ("x", 16, FLOAT64),
-            ("y", 24, FLOAT32),
-        ];
-        let rows = vec![
-            vec![200.0, 3.0, 7.0, 1.0, 2.0],
-            vec![5.0, -1.0, 2.0, 0.5, -0.25],
-        ];
+        let fields =
+            [("intensity", 0, UINT8), ("z", 4, FLOAT64), ("ring", 12, UINT16), ("x", 16, FLOAT64), ("y", 24, FLOAT32)];
+        let rows = vec![vec![200.0, 3.0, 7.0, 1.0, 2.0], vec![5.0, -1.0, 2.0, 0.5, -0.25]];
         for be in [false, true] {
             let msg = custom(&fields, 32, &rows, be, 8, 2);
             let c = pointcloud_to_points(&msg, 10).unwrap();
-            assert_eq!(
-                c.points.data,
-                vec![1.0, 2.0, 3.0, 200.0, 7.0, 0.5, -0.25, -1.0, 5.0, 2.0],
-                "be={be}"
-            );
+            assert_eq!(c.points.data, vec![1.0, 2.0, 3.0, 200.0, 7.0, 0.5, -0.25, -1.0, 5.0, 2.0], "be={be}");
         }
     }
 
@@ -417,18 +341,11 @@ mod tests {
     fn intensity_absent_is_zero_and_nonfinite_points_are_skipped() {
         use datatype::*;
         let fields = [("x", 0, FLOAT32), ("y", 4, FLOAT32), ("z", 8, FLOAT32)];
-        let rows = vec![
-            vec![1.0, 2.0, 3.0],
-            vec![f64::NAN, 0.0, 0.0],
-            vec![0.0, f64::INFINITY, 0.0],
-            vec![4.0, 5.0, 6.0],
-        ];
+        let rows =
+            vec![vec![1.0, 2.0, 3.0], vec![f64::NAN, 0.0, 0.0], vec![0.0, f64::INFINITY, 0.0], vec![4.0, 5.0, 6.0]];
         let msg = custom(&fields, 12, &rows, false, 0, 1);
         let c = pointcloud_to_points(&msg, 10).unwrap();
-        assert_eq!(
-            c.points.data,
-            vec![1.0, 2.0, 3.0, 0.0, 0.0, 4.0, 5.0, 6.0, 0.0, 0.0]
-        );
+        assert_eq!(c.points.data, vec![1.0, 2.0, 3.0, 0.0, 0.0, 4.0, 5.0, 6.0, 0.0, 0.0]);
         assert_eq!(c.skipped_nonfinite, 2);
     }
 
@@ -450,10 +367,7 @@ mod tests {
         m.row_step = 16;
         let e = err(&m);
         assert_eq!(e.field, "point_step");
-        assert!(
-            e.message.contains("`z`") || e.message.contains("`x`"),
-            "{e}"
-        );
+        assert!(e.message.contains("`z`") || e.message.contains("`x`"), "{e}");
 
         let mut m = good.clone();
         m.width = 3;
@@ -477,10 +391,7 @@ mod tests {
         let mut m = good.clone();
         m.fields[3].datatype = 42;
         let e = err(&m);
-        assert!(
-            e.field.contains("intensity") && e.message.contains("unknown"),
-            "{e}"
-        );
+        assert!(e.field.contains("intensity") && e.message.contains("unknown"), "{e}");
 
         let mut m = good.clone();
         m.fields[4].offset = 19;
