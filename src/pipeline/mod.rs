@@ -4,16 +4,19 @@
 //!   with calibration) however it was obtained;
 //! - [`frame_pipeline`]: [`FramePipeline`], checks the input, chooses the modality mask,
 //!   runs the network, thresholds and times everything;
+//! - [`latest_slot`]: [`LatestSlot`], hand the newest frame to a busy consumer, count drops;
 //! - [`network`]: the [`Network`] trait the pipeline runs;
 //! - [`output`]: [`FrameOutput`] and [`StageTimings`];
 //! - [`stand_in`]: a non-learned network for tests of the machinery around the model.
 pub mod frame_input;
 pub mod frame_pipeline;
+pub mod latest_slot;
 pub mod network;
 pub mod output;
 pub mod stand_in;
 
 pub use frame_input::{CameraImage, FrameInput};
 pub use frame_pipeline::{FramePipeline, PipelineOptions};
+pub use latest_slot::LatestSlot;
 pub use network::{Network, NetworkInfo, NetworkOutput};
 pub use output::{FrameOutput, Segmentation, StageTimings};

@@ -2,6 +2,10 @@
 //! markers and diagnostics.
 pub mod camera_info;
 pub mod convert;
+pub mod detections;
 pub mod image;
+pub mod markers;
 pub mod params;
 pub mod pointcloud;
+pub mod segmentation;
+pub mod sync;
