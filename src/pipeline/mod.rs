@@ -7,13 +7,16 @@
 //! - [`latest_slot`]: [`LatestSlot`], hand the newest frame to a busy consumer, count drops;
 //! - [`network`]: the [`Network`] trait the pipeline runs;
 //! - [`output`]: [`FrameOutput`] and [`StageTimings`];
-//! - [`stand_in`]: a non-learned network for tests of the machinery around the model.
+//! - [`stand_in`]: a non-learned network for tests of the machinery around the model;
+//! - [`synthetic_input`]: deterministic synthetic frames (warm-up, tests, bench).
 pub mod frame_input;
 pub mod frame_pipeline;
 pub mod latest_slot;
+pub mod loader;
 pub mod network;
 pub mod output;
 pub mod stand_in;
+pub mod synthetic_input;
 
 pub use frame_input::{CameraImage, FrameInput};
 pub use frame_pipeline::{FramePipeline, PipelineOptions};

@@ -3,8 +3,10 @@
 pub mod camera_info;
 pub mod convert;
 pub mod detections;
+pub mod diagnostics;
 pub mod image;
 pub mod markers;
+pub mod node;
 pub mod params;
 pub mod pointcloud;
 pub mod segmentation;

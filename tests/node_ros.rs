@@ -1,0 +1,290 @@
+//! The node over ROS 2 (inside the network namespace): outputs, synchronisation, modality
+//! switches, busy handling and malformed inputs. The network is the stand-in (a cheap
+//! deterministic function of every input, see `pipeline::stand_in`) so these tests exercise
+//! the node's machinery; `node_model.rs` runs the real model against `altermoma infer`.
+#![cfg(feature = "ros")]
+
+mod common;
+mod node_peer;
+
+use altermoma::geometry::Box3D;
+use altermoma::pipeline::stand_in::StandInNetwork;
+use altermoma::pipeline::synthetic_input::{ring_rig, synthetic_input, SyntheticSpec};
+use altermoma::pipeline::{FrameInput, FrameOutput, FramePipeline};
+use altermoma::ros::convert::stamp_to_ns;
+use altermoma::ros::detections::msg_to_boxes;
+use node_peer::*;
+use r2r::altermoma_msgs::msg::Detection3DArray;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(20);
+const FRAME: i64 = 100_000_000; // 10 Hz
+
+fn expected(params: &altermoma::ros::params::NodeParams, input: &FrameInput) -> FrameOutput {
+    let mut p =
+        FramePipeline::new(Box::new(StandInNetwork::new(input.cameras.len())), params.pipeline_options()).unwrap();
+    p.run(input).unwrap()
+}
+
+fn assert_same_boxes(got: &[Box3D], want: &[Box3D]) {
+    assert_eq!(got.len(), want.len(), "number of detections\n got {got:?}\nwant {want:?}");
+    for (g, w) in got.iter().zip(want) {
+        assert_eq!(g.label, w.label);
+        assert_eq!(g.score, w.score as f32 as f64, "score");
+        for k in 0..3 {
+            assert!((g.center[k] - w.center[k]).abs() < 1e-9, "centre {g:?} vs {w:?}");
+            assert_eq!(g.size[k], w.size[k]);
+        }
+        assert!((g.yaw - w.yaw).abs() < 1e-9);
+    }
+}
+
+fn check_frame(msg: &Detection3DArray, want: &FrameOutput) {
+    altermoma::logging::init();
+    assert_eq!(msg.header.frame_id, want.frame_id);
+    assert_eq!(stamp_to_ns(&msg.header.stamp), want.stamp_ns);
+    assert_eq!(msg.mode, want.mode.name());
+    assert_same_boxes(&msg_to_boxes(msg), &want.detections);
+}
+
+/// Send frames until the node answers with a fused frame (discovery of every topic),
+/// returning the next free stamp.
+fn prime(peer: &mut Peer, rig: &[altermoma::data::CameraCalib], spec: &SyntheticSpec, mut stamp: i64) -> i64 {
+    for _ in 0..40 {
+        let f = synthetic_input(spec, rig, 0, stamp, "lidar_top");
+        peer.publish_infos(&f);
+        peer.publish_frame(&f);
+        stamp += FRAME;
+        peer.pump(Duration::from_millis(300));
+        if peer.objects.iter().any(|o| o.mode == "fusion") {
+            return stamp;
+        }
+    }
+    panic!("the node never answered");
+}
+
+#[test]
+fn node_publishes_what_the_pipeline_computes_with_stamps_and_frames() {
+    if !common::ros_isolated("node_publishes_what_the_pipeline_computes_with_stamps_and_frames") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let compressed = [false, true];
+    let rig0 = ring_rig(&["CAM_A", "CAM_B"]);
+    let params = load(
+        dir.path(),
+        &params_yaml(&rig0, &compressed, "lidar_timeout: 0.0\npublish_occupancy_grids: true\nscore_threshold: 0.3"),
+    );
+    let rig = node_rig(&rig0, &params);
+    let spec = SyntheticSpec::default();
+    altermoma::logging::init();
+    let node = RunningNode::start_stand_in(params.clone(), Duration::ZERO);
+    let mut peer = Peer::new(&compressed);
+    let mut stamp = prime(&mut peer, &rig, &spec, now_ns());
+
+    for k in 1..=3u64 {
+        let input = synthetic_input(&spec, &rig, k, stamp, "lidar_top");
+        let want = expected(&params, &input);
+        assert!(want.detections.len() >= 3, "the synthetic frame must produce detections");
+        peer.publish_frame(&input);
+        let got = peer.objects_at(stamp, T);
+        if got.mode != "fusion" {
+            peer.pump(Duration::from_millis(1500));
+            eprintln!("{}", peer.diags.iter().map(diag_text).collect::<Vec<_>>().join("\n"));
+        }
+        check_frame(&got, &want);
+        assert_eq!(got.mode, "fusion");
+        // segmentation, markers, timing and occupancy grids of the same frame
+        let seg =
+            peer.wait("segmentation", T, |p| p.seg.iter().find(|s| stamp_to_ns(&s.header.stamp) == stamp).cloned());
+        let ws = want.segmentation.as_ref().unwrap();
+        assert_eq!(seg.header.frame_id, "lidar_top");
+        assert_eq!((seg.rows as usize, seg.cols as usize), (ws.grid.nx(), ws.grid.ny()));
+        let q: Vec<u8> = ws.probs.iter().map(|p| (p.clamp(0.0, 1.0) * 255.0).round() as u8).collect();
+        assert!(seg.data == q, "segmentation bytes differ");
+        let markers = peer.wait("markers", T, |p| {
+            p.markers.iter().find(|m| stamp_to_ns(&m.markers[0].header.stamp) == stamp).cloned()
+        });
+        assert_eq!(markers.markers.len(), 1 + 2 * want.detections.len());
+        assert_eq!(markers.markers[0].action, 3, "DELETEALL first");
+        assert!(markers.markers.iter().all(|m| m.header.frame_id == "lidar_top"));
+        let pt = peer
+            .wait("processing time", T, |p| p.times.iter().find(|t| stamp_to_ns(&t.header.stamp) == stamp).cloned());
+        assert_eq!(
+            pt.stage_names,
+            ["decode", "voxelize", "camera", "lidar", "fuse", "heads", "postprocess", "publish"]
+        );
+        assert_eq!(pt.stage_ms.len(), 8);
+        assert!((pt.total_ms - pt.stage_ms.iter().sum::<f64>()).abs() < 1e-9);
+        assert!(pt.pipeline_latency_ms > 0.0 && pt.pipeline_latency_ms.is_finite());
+        let grid =
+            peer.wait("occupancy grid", T, |p| p.grids.iter().find(|g| stamp_to_ns(&g.header.stamp) == stamp).cloned());
+        assert_eq!((grid.info.width as usize, grid.info.height as usize), (ws.grid.nx(), ws.grid.ny()));
+        stamp += FRAME;
+    }
+
+    // a big-endian cloud with float64 coordinates and the same points gives the same output
+    let input = synthetic_input(&spec, &rig, 9, stamp, "lidar_top");
+    let want = expected(&params, &input);
+    for i in 0..2 {
+        peer.publish_image(&input, i);
+    }
+    peer.pump(Duration::from_millis(150));
+    let pts = input.points.as_ref().unwrap();
+    let mut cloud = r2r::sensor_msgs::msg::PointCloud2::default();
+    cloud.header = altermoma::ros::convert::header(stamp, "lidar_top");
+    cloud.height = 1;
+    cloud.width = pts.len() as u32;
+    cloud.is_bigendian = true;
+    cloud.point_step = 32;
+    cloud.row_step = 32 * pts.len() as u32;
+    let f =
+        |n: &str, o: u32, d: u8| r2r::sensor_msgs::msg::PointField { name: n.into(), offset: o, datatype: d, count: 1 };
+    cloud.fields = vec![f("ring", 0, 4), f("intensity", 2, 2), f("z", 8, 8), f("y", 16, 8), f("x", 24, 8)];
+    for p in pts.iter() {
+        let mut b = vec![0u8; 32];
+        b[0..2].copy_from_slice(&(p[4] as u16).to_be_bytes());
+        b[2] = p[3] as u8;
+        b[8..16].copy_from_slice(&(p[2] as f64).to_be_bytes());
+        b[16..24].copy_from_slice(&(p[1] as f64).to_be_bytes());
+        b[24..32].copy_from_slice(&(p[0] as f64).to_be_bytes());
+        cloud.data.extend(b);
+    }
+    peer.cloud.publish(&cloud).unwrap();
+    check_frame(&peer.objects_at(stamp, T), &want);
+    node.stop();
+}
+
+#[test]
+fn camera_and_lidar_dropouts_switch_modes_within_one_frame_and_back() {
+    if !common::ros_isolated("camera_and_lidar_dropouts_switch_modes_within_one_frame_and_back") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let compressed = [false, false];
+    let rig0 = ring_rig(&["CAM_A", "CAM_B"]);
+    let params = load(
+        dir.path(),
+        &params_yaml(&rig0, &compressed, "lidar_timeout: 0.6\ncamera_only_rate: 20.0\ndiagnostics_period: 0.1"),
+    );
+    let rig = node_rig(&rig0, &params);
+    let spec = SyntheticSpec::default();
+    let _node = RunningNode::start_stand_in(params.clone(), Duration::ZERO);
+    let mut peer = Peer::new(&compressed);
+    let mut stamp = prime(&mut peer, &rig, &spec, now_ns());
+    let base = stamp;
+    let frame = |stamp: i64| synthetic_input(&spec, &rig, ((stamp - base) / FRAME) as u64 + 1, stamp, "lidar_top");
+
+    // fusion
+    let f = frame(stamp);
+    peer.publish_frame(&f);
+    check_frame(&peer.objects_at(stamp, T), &expected(&params, &f));
+    let last_image = stamp;
+
+    // camera drop-out: clouds only. +0.1 s: images still within 0.12 s -> fusion;
+    // +0.2 s: too old -> LiDAR-only on that very frame.
+    for (dt, mode) in [(FRAME, "fusion"), (2 * FRAME, "lidar_only"), (3 * FRAME, "lidar_only")] {
+        stamp = last_image + dt;
+        let mut f = frame(stamp);
+        peer.publish_cloud(&f);
+        let got = peer.objects_at(stamp, T);
+        assert_eq!(got.mode, mode, "{} ms after the last image", dt / 1_000_000);
+        if mode == "lidar_only" {
+            f.cameras.iter_mut().for_each(|c| *c = None);
+            check_frame(&got, &expected(&params, &f));
+        }
+    }
+    let d = peer.diagnostic_with(&["masked.CAM_A", "max_camera_lidar_delay"], T);
+    assert!(d.contains("degraded: running lidar_only"), "{d}");
+    // cameras return: the first cloud with fresh images is fused again
+    stamp += FRAME;
+    let f = frame(stamp);
+    peer.publish_frame(&f);
+    check_frame(&peer.objects_at(stamp, T), &expected(&params, &f));
+
+    // LiDAR drop-out: images keep coming at 10 Hz; after lidar_timeout the node runs
+    // camera-only frames stamped with the images
+    let lidar_last = stamp;
+    let mut cam_only_first = None;
+    for _ in 0..30 {
+        stamp += FRAME;
+        let f = frame(stamp);
+        for i in 0..2 {
+            peer.publish_image(&f, i);
+        }
+        peer.pump(Duration::from_millis(100));
+        if let Some(o) = peer.objects.iter().find(|o| stamp_to_ns(&o.header.stamp) > lidar_last) {
+            cam_only_first = Some(o.clone());
+            break;
+        }
+    }
+    let first = cam_only_first.expect("camera-only frames after the LiDAR timeout");
+    assert_eq!(first.mode, "camera_only");
+    assert_eq!(first.header.frame_id, "lidar_top", "camera-only frames keep the LiDAR frame");
+    // its content is the pipeline's on those images alone
+    let mut f = frame(stamp_to_ns(&first.header.stamp));
+    f.points = None;
+    check_frame(&first, &expected(&params, &f));
+    // the LiDAR returns: its first cloud is fused at once (the images published just before
+    // it still make a camera-only frame of their own while the LiDAR counts as silent)
+    stamp += FRAME;
+    let f = frame(stamp);
+    peer.publish_frame(&f);
+    let got = peer.wait("the returning cloud's frame", T, |p| {
+        p.objects.iter().find(|o| stamp_to_ns(&o.header.stamp) == stamp && o.mode != "camera_only").cloned()
+    });
+    check_frame(&got, &expected(&params, &f));
+    // and no camera-only frame follows while clouds keep coming
+    let n_before = peer.objects.len();
+    for _ in 0..3 {
+        stamp += FRAME;
+        let f = frame(stamp);
+        peer.publish_frame(&f);
+        assert_eq!(peer.objects_at(stamp, T).mode, "fusion");
+    }
+    assert_eq!(peer.objects.len(), n_before + 3, "only cloud-triggered frames while the LiDAR is alive");
+    peer.pump(Duration::from_millis(300));
+    let n: u64 = diag_value(&peer.diags, "camera_only_frames").unwrap().parse().unwrap();
+    assert!(n >= 1, "diagnostics count the camera-only frames");
+}
+
+#[test]
+fn busy_node_processes_the_newest_frame_and_counts_drops() {
+    if !common::ros_isolated("busy_node_processes_the_newest_frame_and_counts_drops") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let compressed = [false];
+    let rig0 = ring_rig(&["CAM_A"]);
+    let params = load(dir.path(), &params_yaml(&rig0, &compressed, "lidar_timeout: 0.0\ndiagnostics_period: 0.2"));
+    let rig = node_rig(&rig0, &params);
+    let spec = SyntheticSpec { num_ground_points: 500, ..Default::default() };
+    let _node = RunningNode::start_stand_in(params.clone(), Duration::from_millis(400));
+    let mut peer = Peer::new(&compressed);
+    let mut stamp = prime(&mut peer, &rig, &spec, now_ns());
+    peer.pump(Duration::from_millis(1000));
+    let processed_before = peer.times.len();
+    let dropped_before: u64 = diag_value(&peer.diags, "frames_dropped").unwrap().parse().unwrap();
+
+    // 12 clouds at 20 Hz into a node that needs 0.4 s per frame
+    let mut last = 0;
+    for k in 0..12 {
+        let f = synthetic_input(&spec, &rig, 100 + k, stamp, "lidar_top");
+        peer.publish_cloud(&f);
+        last = stamp;
+        stamp += FRAME / 2;
+        peer.pump(Duration::from_millis(50));
+    }
+    // the newest cloud is always processed
+    peer.objects_at(last, T);
+    peer.pump(Duration::from_millis(600));
+    let processed = (peer.times.len() - processed_before) as u64;
+    let dropped: u64 = diag_value(&peer.diags, "frames_dropped").unwrap().parse::<u64>().unwrap() - dropped_before;
+    assert!(processed < 12 && dropped > 0, "processed {processed}, dropped {dropped}");
+    assert_eq!(processed + dropped, 12, "every cloud is processed or counted as dropped");
+    // frames are processed in order, newest last; the timing message reports the drops
+    let stamps: Vec<i64> = peer.times[processed_before..].iter().map(|t| stamp_to_ns(&t.header.stamp)).collect();
+    assert!(stamps.windows(2).all(|w| w[0] < w[1]), "{stamps:?}");
+    assert_eq!(*stamps.last().unwrap(), last);
+    assert!(peer.times.last().unwrap().dropped_frames >= dropped_before + dropped - 1);
+}
