@@ -23,7 +23,10 @@ pub fn ros_isolated(name: &str) -> bool {
         return true;
     }
     if std::env::var("ALTERMOMA_IN_NETNS").as_deref() == Ok("1") {
-        panic!("refusing to start a ROS 2 participant: {}", altermoma::netns::isolation_problem().unwrap_or_default());
+        panic!(
+            "refusing to start a ROS 2 participant: {}",
+            altermoma::netns::isolation_problem().unwrap_or_default()
+        );
     }
     let exe = std::env::current_exe().expect("test binary path");
     let status = Command::new(altermoma::netns::wrapper_path())
