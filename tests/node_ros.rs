@@ -288,3 +288,241 @@ fn busy_node_processes_the_newest_frame_and_counts_drops() {
     assert_eq!(*stamps.last().unwrap(), last);
     assert!(peer.times.last().unwrap().dropped_frames >= dropped_before + dropped - 1);
 }
+
+/// How a malformed-input case is sent: it gets a valid frame at a fresh stamp to corrupt.
+type Send = Box<dyn Fn(&mut Peer, &FrameInput)>;
+
+fn cloud_msg(f: &FrameInput) -> r2r::sensor_msgs::msg::PointCloud2 {
+    altermoma::ros::pointcloud::points_to_pointcloud(
+        f.points.as_ref().unwrap(),
+        altermoma::ros::convert::header(f.stamp_ns, &f.frame_id),
+    )
+}
+
+fn bad_cloud(edit: impl Fn(&mut r2r::sensor_msgs::msg::PointCloud2) + 'static) -> Send {
+    Box::new(move |p: &mut Peer, f: &FrameInput| {
+        let mut m = cloud_msg(f);
+        edit(&mut m);
+        p.cloud.publish(&m).unwrap();
+    })
+}
+
+fn bad_image(edit: impl Fn(&mut r2r::sensor_msgs::msg::Image) + 'static) -> Send {
+    Box::new(move |p: &mut Peer, f: &FrameInput| {
+        let c = f.cameras[0].as_ref().unwrap();
+        let mut m = altermoma::ros::image::rgb_to_image(&c.image, altermoma::ros::convert::header(f.stamp_ns, "cam_a"));
+        edit(&mut m);
+        p.images[0].publish(&m).unwrap();
+    })
+}
+
+fn bad_compressed(format: &'static str, data: Vec<u8>) -> Send {
+    Box::new(move |p: &mut Peer, f: &FrameInput| {
+        let m = r2r::sensor_msgs::msg::CompressedImage {
+            header: altermoma::ros::convert::header(f.stamp_ns, "cam_b"),
+            format: format.into(),
+            data: data.clone(),
+        };
+        p.compressed[0].publish(&m).unwrap();
+    })
+}
+
+fn bad_info(edit: impl Fn(&mut r2r::sensor_msgs::msg::CameraInfo) + 'static) -> Send {
+    Box::new(move |p: &mut Peer, f: &FrameInput| {
+        let c = f.cameras[0].as_ref().unwrap();
+        let mut m = altermoma::ros::camera_info::calib_to_camera_info(
+            &c.calib,
+            altermoma::ros::convert::header(f.stamp_ns, "cam_a"),
+        );
+        edit(&mut m);
+        p.infos[0].publish(&m).unwrap();
+    })
+}
+
+#[test]
+fn malformed_inputs_are_reported_and_the_next_frame_is_processed() {
+    if !common::ros_isolated("malformed_inputs_are_reported_and_the_next_frame_is_processed") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let compressed = [false, true];
+    let rig0 = ring_rig(&["CAM_A", "CAM_B"]);
+    let params = load(
+        dir.path(),
+        &params_yaml(&rig0, &compressed, "lidar_timeout: 0.0\ncloud_capacity: 5000\ndiagnostics_period: 0.2"),
+    );
+    let rig = node_rig(&rig0, &params);
+    let spec = SyntheticSpec::default();
+    let node = RunningNode::start_stand_in(params.clone(), Duration::ZERO);
+    let mut peer = Peer::new(&compressed);
+    let mut stamp = now_ns();
+    let mut index = 0u64;
+    let mut next = |stamp: &mut i64| {
+        *stamp += FRAME;
+        index += 1;
+        synthetic_input(&spec, &rig, index, *stamp, "lidar_top")
+    };
+
+    // missing CameraInfo: the node runs LiDAR-only and says why
+    let got = loop {
+        let f = next(&mut stamp);
+        peer.publish_frame(&f);
+        peer.pump(Duration::from_millis(300));
+        if let Some(o) = peer.objects.last() {
+            break o.clone();
+        }
+    };
+    assert_eq!(got.mode, "lidar_only");
+    peer.diagnostic_with(&["masked.CAM_A = no valid camera_info on /bevfusion_node/input/camera_info_0"], T);
+    let f = next(&mut stamp);
+    peer.publish_infos(&f);
+    peer.pump(Duration::from_millis(200));
+    peer.publish_frame(&f);
+    check_frame(&peer.objects_at(stamp, T), &expected(&params, &f));
+
+    let big = || {
+        Box::new(|p: &mut Peer, f: &FrameInput| {
+            let mut f = f.clone();
+            let pts = f.points.as_mut().unwrap();
+            let n = pts.data.len();
+            pts.data = pts.data.iter().cycle().take(n * 2).copied().collect(); // 6720 > 5000 points
+            p.cloud.publish(&cloud_msg(&f)).unwrap();
+        }) as Send
+    };
+    let cases: Vec<(&str, Vec<&str>, Send)> = vec![
+        (
+            "truncated cloud",
+            vec!["input/pointcloud", "field `data`", "truncated"],
+            bad_cloud(|m| {
+                m.data.truncate(m.data.len() - 7);
+            }),
+        ),
+        (
+            "cloud data too long",
+            vec!["field `data`", "too long"],
+            bad_cloud(|m| {
+                m.data.extend([0u8; 20]);
+            }),
+        ),
+        (
+            "point_step smaller than the fields",
+            vec!["field `point_step`", "smaller than field"],
+            bad_cloud(|m| {
+                m.point_step = 12;
+                m.row_step = 12 * m.width;
+            }),
+        ),
+        (
+            "width*height mismatch",
+            vec!["field `data`", "width 3359"],
+            bad_cloud(|m| {
+                m.width -= 1;
+                m.row_step = m.width * m.point_step;
+            }),
+        ),
+        ("row_step too small", vec!["field `row_step`"], bad_cloud(|m| m.row_step -= 20)),
+        ("missing z", vec!["no `z` field"], bad_cloud(|m| m.fields.retain(|f| f.name != "z"))),
+        ("integer coordinates", vec!["float32 or float64"], bad_cloud(|m| m.fields[0].datatype = 3)),
+        ("unknown datatype", vec!["unknown PointField datatype 11"], bad_cloud(|m| m.fields[3].datatype = 11)),
+        ("cloud beyond capacity", vec!["capacity of 5000"], big()),
+        ("cloud stamp going backwards", vec!["field `header.stamp`", "went backwards"], {
+            Box::new(|p: &mut Peer, f: &FrameInput| {
+                let mut m = cloud_msg(f);
+                m.header.stamp = altermoma::ros::convert::ns_to_stamp(f.stamp_ns - 10 * FRAME);
+                p.cloud.publish(&m).unwrap();
+            })
+        }),
+        ("cloud stamp repeated", vec!["repeats the previous cloud's stamp"], {
+            Box::new(|p: &mut Peer, f: &FrameInput| {
+                let mut m = cloud_msg(f);
+                m.header.stamp = altermoma::ros::convert::ns_to_stamp(f.stamp_ns - FRAME);
+                p.cloud.publish(&m).unwrap();
+            })
+        }),
+        ("empty frame id", vec!["field `header.frame_id`"], bad_cloud(|m| m.header.frame_id.clear())),
+        (
+            "unknown encoding",
+            vec!["input/image_0", "unsupported encoding `yuv422`"],
+            bad_image(|m| m.encoding = "yuv422".into()),
+        ),
+        ("16-bit encoding", vec!["unsupported encoding `rgb16`"], bad_image(|m| m.encoding = "rgb16".into())),
+        ("zero-size image", vec!["zero-size image 0x36"], bad_image(|m| m.width = 0)),
+        ("step too small", vec!["field `step`"], bad_image(|m| m.step = 100)),
+        (
+            "truncated image",
+            vec!["input/image_0", "truncated"],
+            bad_image(|m| {
+                m.data.truncate(100);
+            }),
+        ),
+        (
+            "image size differs from camera_info",
+            vec!["image is 32x18 but camera_info says 64x36"],
+            bad_image(|m| {
+                m.width = 32;
+                m.height = 18;
+                m.step = 96;
+                m.data.truncate(96 * 18);
+            }),
+        ),
+        ("image stamp going backwards", vec!["input/image_0", "went backwards"], {
+            Box::new(|p: &mut Peer, f: &FrameInput| {
+                let c = f.cameras[0].as_ref().unwrap();
+                let m = altermoma::ros::image::rgb_to_image(
+                    &c.image,
+                    altermoma::ros::convert::header(f.stamp_ns - 5 * FRAME, "cam_a"),
+                );
+                p.images[0].publish(&m).unwrap();
+            })
+        }),
+        (
+            "garbage jpeg",
+            vec!["input/image_1", "cannot read the Jpeg header"],
+            bad_compressed("jpeg", vec![0xff, 0xd8, 1, 2, 3]),
+        ),
+        (
+            "unsupported compression",
+            vec!["unsupported compressed format `webp`"],
+            bad_compressed("webp", vec![1, 2, 3]),
+        ),
+        ("empty compressed image", vec!["empty compressed image"], bad_compressed("png", vec![])),
+        ("uncalibrated camera_info", vec!["input/camera_info_0", "uncalibrated"], bad_info(|m| m.k = vec![0.0; 9])),
+        ("NaN in camera_info", vec!["field `k[5]`", "NaN/Inf"], bad_info(|m| m.k[5] = f64::NAN)),
+    ];
+    assert!(cases.len() >= 20);
+    for (name, needles, send) in &cases {
+        let bad = next(&mut stamp);
+        peer.diags.clear();
+        send(&mut peer, &bad);
+        peer.diagnostic_with(needles, T);
+        // the next valid frame is processed normally
+        let f = next(&mut stamp);
+        peer.publish_frame(&f);
+        let got = peer.objects_at(stamp, T);
+        assert_eq!(got.mode, "fusion", "after {name}");
+        check_frame(&got, &expected(&params, &f));
+    }
+
+    // NaN/Inf points are skipped with a warning; the frame is processed without them
+    let mut f = next(&mut stamp);
+    let clean = f.clone();
+    f.points.as_mut().unwrap().data.extend([f32::NAN, 1.0, 1.0, 5.0, 0.0, 2.0, f32::INFINITY, 0.0, 5.0, 0.0]);
+    peer.diags.clear();
+    peer.publish_frame(&f);
+    check_frame(&peer.objects_at(stamp, T), &expected(&params, &clean));
+    peer.diagnostic_with(&["skipped 2 points with NaN/Inf values"], T);
+    // a cloud of nothing but NaN: the frame runs camera-only
+    let mut f = next(&mut stamp);
+    f.points.as_mut().unwrap().data.iter_mut().step_by(5).for_each(|x| *x = f32::NAN);
+    peer.publish_frame(&f);
+    let got = peer.objects_at(stamp, T);
+    assert_eq!(got.mode, "camera_only");
+    check_frame(&got, &expected(&params, &f));
+    // and everything is counted
+    peer.pump(Duration::from_millis(400));
+    let rejected: u64 = diag_value(&peer.diags, "/bevfusion_node/input/pointcloud.rejected").unwrap().parse().unwrap();
+    assert_eq!(rejected, 12);
+    let failed: u64 = diag_value(&peer.diags, "frames_failed").unwrap().parse().unwrap();
+    assert_eq!(failed, 0);
+    node.stop();
+}
