@@ -36,6 +36,22 @@ use std::time::{Duration, Instant};
 /// Default node name.
 pub const NODE_NAME: &str = "bevfusion_node";
 
+/// The node's own topic names (relative, before remapping) for `num_cameras` cameras with the
+/// default per-camera topics: inputs first, then outputs (occupancy grids included).
+pub fn node_topics(num_cameras: usize) -> Vec<String> {
+    let mut t = vec!["~/input/pointcloud".to_string()];
+    for i in 0..num_cameras {
+        t.push(format!("~/input/image_{i}"));
+        t.push(format!("~/input/camera_info_{i}"));
+    }
+    t.extend(
+        ["~/output/objects", "~/output/bev_segmentation", "~/output/markers", "~/debug/processing_time"]
+            .map(String::from),
+    );
+    t.extend(crate::classes::MAP_CLASSES.iter().map(|c| format!("~/output/occupancy/{c}")));
+    t
+}
+
 /// A topic name as rcl expands it (`~/x` -> `/ns/node/x`, `x` -> `/ns/x`), for messages;
 /// remappings are not reflected.
 pub fn expand_topic(topic: &str, fq_node_name: &str) -> String {
