@@ -526,3 +526,85 @@ fn malformed_inputs_are_reported_and_the_next_frame_is_processed() {
     assert_eq!(failed, 0);
     node.stop();
 }
+
+#[test]
+fn an_rclpy_client_gets_the_same_results() {
+    if !common::ros_isolated("an_rclpy_client_gets_the_same_results") {
+        return;
+    }
+    let python = std::env::var("ALTERMOMA_ROS_PYTHON").expect("ALTERMOMA_ROS_PYTHON (source .deps/env.sh)");
+    let dir = tempfile::tempdir().unwrap();
+    let compressed = [false, false];
+    let rig0 = ring_rig(&["CAM_A", "CAM_B"]);
+    let params = load(dir.path(), &params_yaml(&rig0, &compressed, "lidar_timeout: 0.0"));
+    let rig = node_rig(&rig0, &params);
+    let spec = SyntheticSpec { num_ground_points: 1500, ..Default::default() };
+    let node = RunningNode::start_stand_in(params.clone(), Duration::ZERO);
+
+    // frames as the Python client will send them: no ring field (ring 0), uint8 intensity
+    let base = now_ns() + 5_000_000_000;
+    let inputs: Vec<FrameInput> = (0..3)
+        .map(|k| {
+            let mut f = synthetic_input(&spec, &rig, 10 + k, base + k as i64 * FRAME, "lidar_top");
+            f.points.as_mut().unwrap().data.iter_mut().skip(4).step_by(5).for_each(|r| *r = 0.0);
+            f
+        })
+        .collect();
+    let frames: Vec<serde_json::Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(k, f)| {
+            let cams: Vec<serde_json::Value> = f
+                .cameras
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let c = c.as_ref().unwrap();
+                    let path = dir.path().join(format!("f{k}_c{i}.rgb"));
+                    std::fs::write(&path, c.image.as_raw()).unwrap();
+                    let kk: Vec<f64> = c.calib.intrinsics.transpose().iter().copied().collect();
+                    serde_json::json!({"rgb": path, "width": c.calib.width, "height": c.calib.height, "k": kk})
+                })
+                .collect();
+            let pts: Vec<[f32; 4]> = f.points.as_ref().unwrap().iter().map(|p| [p[0], p[1], p[2], p[3]]).collect();
+            serde_json::json!({"stamp_ns": f.stamp_ns, "frame_id": f.frame_id, "points": pts, "cameras": cams})
+        })
+        .collect();
+    let spec_path = dir.path().join("spec.json");
+    let out_path = dir.path().join("out.json");
+    std::fs::write(&spec_path, serde_json::json!({"node": NS, "frames": frames}).to_string()).unwrap();
+    let st = std::process::Command::new(python)
+        .arg(common::root().join("tests/python/node_rclpy_peer.py"))
+        .args([&spec_path, &out_path])
+        .status()
+        .unwrap();
+    assert!(st.success(), "the rclpy peer failed");
+    let got: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(&out_path).unwrap()).unwrap();
+    assert_eq!(got.len(), 3);
+    for (g, input) in got.iter().zip(&inputs) {
+        let want = expected(&params, input);
+        assert_eq!(g["stamp_ns"].as_i64().unwrap(), input.stamp_ns);
+        assert_eq!(g["frame_id"], "lidar_top");
+        assert_eq!(g["mode"], "fusion");
+        let dets = g["detections"].as_array().unwrap();
+        assert_eq!(dets.len(), want.detections.len());
+        for (d, w) in dets.iter().zip(&want.detections) {
+            assert_eq!(d["class_id"].as_u64().unwrap() as usize, w.label);
+            assert_eq!(d["score"].as_f64().unwrap() as f32, w.score as f32);
+            let pos: Vec<f64> = d["position"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+            for k in 0..3 {
+                assert!((pos[k] - w.center[k]).abs() < 1e-9, "{pos:?} vs {:?}", w.center);
+            }
+            assert_eq!(d["size_lwh"][0].as_f64().unwrap(), w.size[1]);
+        }
+        let ws = want.segmentation.as_ref().unwrap();
+        let q: Vec<u8> = ws.probs.iter().map(|p| (p.clamp(0.0, 1.0) * 255.0).round() as u8).collect();
+        let hex: String = q.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(g["seg"]["rows"].as_u64().unwrap() as usize, ws.grid.nx());
+        assert!(g["seg"]["data_hex"].as_str().unwrap() == hex, "segmentation bytes differ");
+        assert_eq!(g["markers"]["count"].as_u64().unwrap() as usize, 1 + 2 * want.detections.len());
+        assert_eq!(g["markers"]["first_action"], 3);
+        assert_eq!(g["markers"]["frame_ids"], serde_json::json!(["lidar_top"]));
+    }
+    node.stop();
+}
