@@ -608,3 +608,65 @@ fn an_rclpy_client_gets_the_same_results() {
     }
     node.stop();
 }
+
+#[test]
+fn extrinsics_can_come_from_a_rig_calibration_topic() {
+    if !common::ros_isolated("extrinsics_can_come_from_a_rig_calibration_topic") {
+        return;
+    }
+    use r2r::geometry_msgs::msg::{Point, Pose, Quaternion};
+    let dir = tempfile::tempdir().unwrap();
+    let rig = ring_rig(&["CAM_A", "CAM_B"]);
+    let yaml = "/**:\n  ros__parameters:\n    model_path: stand-in\n    warmup_frames: 1\n    camera_names: [CAM_A, CAM_B]\n    \
+                lidar_timeout: 0.0\n    rig_calibration_topic: /rig_calibration\n    qos:\n      input_reliability: reliable\n";
+    let params = load(dir.path(), yaml);
+    let spec = SyntheticSpec::default();
+    let _node = RunningNode::start_stand_in(params.clone(), Duration::ZERO);
+    let mut peer = Peer::new(&[false, false]);
+    // no extrinsics yet: LiDAR-only, and the diagnostics say why
+    let mut stamp = now_ns();
+    for k in 0.. {
+        assert!(k < 60, "no LiDAR-only frame explained by missing extrinsics");
+        stamp += FRAME;
+        let f = synthetic_input(&spec, &rig, 1, stamp, "lidar_top");
+        peer.publish_infos(&f);
+        peer.publish_frame(&f);
+        peer.pump(Duration::from_millis(300));
+        let explained = peer.diags.iter().any(|d| diag_text(d).contains("masked.CAM_B = no extrinsics yet"));
+        if explained && peer.objects.last().is_some_and(|o| o.mode == "lidar_only") {
+            break;
+        }
+    }
+    assert!(peer.objects.iter().all(|o| o.mode == "lidar_only"));
+    // a transient-local RigCalibration (as /tf_static) brings the cameras in
+    let q = r2r::QosProfile::default().keep_last(1).reliable().transient_local();
+    let rig_pub =
+        peer.node.create_publisher::<r2r::altermoma_msgs::msg::RigCalibration>("/rig_calibration", q).unwrap();
+    let poses = rig
+        .iter()
+        .map(|c| {
+            let t = c.cam_to_lidar.translation.vector;
+            let r = c.cam_to_lidar.rotation;
+            Pose {
+                position: Point { x: t.x, y: t.y, z: t.z },
+                orientation: Quaternion { x: r.i, y: r.j, z: r.k, w: r.w },
+            }
+        })
+        .collect();
+    let msg = r2r::altermoma_msgs::msg::RigCalibration {
+        header: altermoma::ros::convert::header(stamp, "lidar_top"),
+        camera_names: rig.iter().map(|c| c.name.clone()).collect(),
+        camera_to_lidar: poses,
+    };
+    rig_pub.publish(&msg).unwrap();
+    let f = loop {
+        stamp += FRAME;
+        let f = synthetic_input(&spec, &rig, 2, stamp, "lidar_top");
+        peer.publish_frame(&f);
+        let o = peer.objects_at(stamp, T);
+        if o.mode == "fusion" {
+            break f;
+        }
+    };
+    check_frame(&peer.objects_at(stamp, T), &expected(&params, &f));
+}

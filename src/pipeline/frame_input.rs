@@ -74,32 +74,36 @@ impl FrameInput {
     /// `fallback_calibs` (the last one seen for that camera, or a neutral pinhole), so that
     /// no NaN or degenerate matrix ever reaches the model.
     pub fn to_frame(&self, fallback_calibs: &[CameraCalib]) -> Frame {
+        self.clone().into_frame(fallback_calibs)
+    }
+
+    /// [`Self::to_frame`] without copying points or images.
+    pub fn into_frame(self, fallback_calibs: &[CameraCalib]) -> Frame {
+        let stamp_us = self.stamp_ns / 1000;
+        let names = self.camera_names;
         let cameras = self
             .cameras
-            .iter()
+            .into_iter()
             .enumerate()
             .map(|(i, c)| match c {
-                Some(c) => CameraFrame {
-                    calib: c.calib.clone(),
-                    image: Some(c.image.clone()),
-                    timestamp_us: c.stamp_ns / 1000,
-                },
+                Some(c) => CameraFrame { calib: c.calib, image: Some(c.image), timestamp_us: c.stamp_ns / 1000 },
                 None => CameraFrame {
-                    calib: fallback_calibs.get(i).cloned().unwrap_or_else(|| {
-                        neutral_calib(self.camera_names.get(i).map(String::as_str).unwrap_or("camera"))
-                    }),
+                    calib: fallback_calibs
+                        .get(i)
+                        .cloned()
+                        .unwrap_or_else(|| neutral_calib(names.get(i).map(String::as_str).unwrap_or("camera"))),
                     image: None,
-                    timestamp_us: self.stamp_ns / 1000,
+                    timestamp_us: stamp_us,
                 },
             })
             .collect();
         Frame {
             token: format!("live-{}", self.stamp_ns),
             scene_token: String::new(),
-            timestamp_us: self.stamp_ns / 1000,
+            timestamp_us: stamp_us,
             lidar_to_ego: Isometry3::identity(),
             ego_to_global: Isometry3::identity(),
-            points: self.points.clone(),
+            points: self.points,
             cameras,
             annotations: Vec::new(),
             map: None,

@@ -105,6 +105,11 @@ impl FramePipeline {
 
     /// Run one frame.
     pub fn run(&mut self, input: &FrameInput) -> Result<FrameOutput> {
+        self.run_owned(input.clone())
+    }
+
+    /// [`Self::run`] on an input the caller gives away (no copy of points and images).
+    pub fn run_owned(&mut self, input: FrameInput) -> Result<FrameOutput> {
         let mut warnings = Vec::new();
         let n_slots = self.info.num_cameras;
         if input.cameras.len() != input.camera_names.len() {
@@ -118,7 +123,7 @@ impl FramePipeline {
         }
         let t_check = Instant::now();
         // LiDAR: finite points within capacity.
-        let mut points = input.points.clone();
+        let FrameInput { stamp_ns, frame_id, mut points, mut cameras, camera_names } = input;
         if let Some(p) = &mut points {
             if p.data.len() % POINT_DIMS != 0 {
                 bail!("point buffer of {} floats is not a multiple of {POINT_DIMS}", p.data.len());
@@ -141,13 +146,12 @@ impl FramePipeline {
             points = None;
         }
         // Cameras: image and calibration must agree.
-        let mut cameras = input.cameras.clone();
         let mut masked = Vec::new();
         if self.last_calibs.len() != n_slots {
-            self.last_calibs = input.camera_names.iter().map(|n| neutral_calib(n)).collect();
+            self.last_calibs = camera_names.iter().map(|n| neutral_calib(n)).collect();
         }
         for (i, slot) in cameras.iter_mut().enumerate() {
-            let name = &input.camera_names[i];
+            let name = &camera_names[i];
             if let Some(c) = slot {
                 let (w, h) = c.image.dimensions();
                 let problem = if w == 0 || h == 0 {
@@ -181,14 +185,8 @@ impl FramePipeline {
         if !camera && !lidar {
             bail!("no usable sensor data: no LiDAR points and no camera image");
         }
-        let checked = FrameInput {
-            stamp_ns: input.stamp_ns,
-            frame_id: input.frame_id.clone(),
-            points,
-            cameras,
-            camera_names: input.camera_names.clone(),
-        };
-        let frame = checked.to_frame(&self.last_calibs);
+        let checked = FrameInput { stamp_ns, frame_id: frame_id.clone(), points, cameras, camera_names };
+        let frame = checked.into_frame(&self.last_calibs);
         let check_ms = ms(t_check);
 
         let mut timings = StageTimings::default();
@@ -226,8 +224,8 @@ impl FramePipeline {
         };
         timings.postprocess += ms(t_post) + check_ms;
         Ok(FrameOutput {
-            stamp_ns: input.stamp_ns,
-            frame_id: input.frame_id.clone(),
+            stamp_ns,
+            frame_id,
             detections,
             segmentation,
             mode,

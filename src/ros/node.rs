@@ -23,7 +23,7 @@ use crate::pipeline::frame_pipeline::ms;
 use crate::pipeline::{FramePipeline, LatestSlot};
 use anyhow::{bail, Context, Result};
 use futures::{FutureExt, Stream, StreamExt};
-use r2r::altermoma_msgs::msg::{BevSegmentation, Detection3DArray, ProcessingTime};
+use r2r::altermoma_msgs::msg::{BevSegmentation, Detection3DArray, ProcessingTime, RigCalibration};
 use r2r::diagnostic_msgs::msg::DiagnosticArray;
 use r2r::nav_msgs::msg::OccupancyGrid;
 use r2r::sensor_msgs::msg::{CameraInfo, CompressedImage, Image, PointCloud2};
@@ -127,7 +127,7 @@ fn inference_loop(
                 s.warn(w.clone());
             }
         }
-        let mut out = match pipeline.run(&input) {
+        let mut out = match pipeline.run_owned(input) {
             Ok(out) => out,
             Err(e) => {
                 let mut s = lock();
@@ -222,7 +222,9 @@ pub fn run(params: NodeParams, make_pipeline: PipelineFactory, stop: Arc<AtomicB
                 let calibs: Vec<_> = (0..n_cams)
                     .map(|i| {
                         let mut c = crate::pipeline::frame_input::neutral_calib(&params.camera_names[i]);
-                        c.cam_to_lidar = params.cam_to_lidar(i);
+                        if let Some(iso) = params.cam_to_lidar(i) {
+                            c.cam_to_lidar = iso;
+                        }
                         Some(c)
                     })
                     .collect();
@@ -321,7 +323,18 @@ fn spin(
         topics.push(it);
         topics.push(ct);
     }
-    let display: Vec<String> = topics.iter().map(|t| expand_topic(t, &fq_name)).collect();
+    // the rig calibration (optional) is the last input
+    let mut rig_sub: Option<BoxStream<RigCalibration>> = None;
+    let rig_topic = expand_topic(&params.rig_calibration_topic, &fq_name);
+    if !params.rig_calibration_topic.is_empty() {
+        let q = QosProfile::default().keep_last(1).reliable().transient_local();
+        rig_sub = Some(Box::new(node.subscribe::<RigCalibration>(&params.rig_calibration_topic, q)?));
+    }
+    let mut display: Vec<String> = topics.iter().map(|t| expand_topic(t, &fq_name)).collect();
+    if rig_sub.is_some() {
+        display.push(rig_topic.clone());
+    }
+    let rig_input = display.len() - 1;
     let status = Arc::new(Mutex::new(NodeStatus::new(&fq_name, device, model, &display)));
     let lock = || status.lock().unwrap_or_else(|e| e.into_inner());
     let start = Instant::now();
@@ -351,6 +364,16 @@ fn spin(
     while !stop.load(Ordering::Relaxed) {
         node.spin_once(Duration::from_millis(10));
         let now = Instant::now();
+        if let Some(sub) = rig_sub.as_mut() {
+            while let Some(m) = sub.next().now_or_never().flatten() {
+                let mut s = lock();
+                s.received(rig_input, now);
+                match sync.on_rig_calibration(&m, &rig_topic) {
+                    Ok(names) => tracing::info!("rig calibration for {}", names.join(", ")),
+                    Err(e) => s.rejected(rig_input, &e),
+                }
+            }
+        }
         for (i, sub) in info_subs.iter_mut().enumerate() {
             while let Some(m) = sub.next().now_or_never().flatten() {
                 let mut s = lock();

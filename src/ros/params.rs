@@ -68,8 +68,10 @@ pub struct CameraParams {
     #[serde(default = "d_raw")]
     pub transport: Transport,
     /// Row-major 4x4 rigid transform from the LiDAR frame to the camera's optical frame
-    /// (z forward, x right, y down), as BEVFusion's `lidar2camera`.
-    pub lidar_to_camera: Vec<f64>,
+    /// (z forward, x right, y down), as BEVFusion's `lidar2camera`. May be omitted when
+    /// `rig_calibration_topic` provides the extrinsics.
+    #[serde(default)]
+    pub lidar_to_camera: Option<Vec<f64>>,
     /// Image topic; default `~/input/image_<i>`.
     #[serde(default)]
     pub image_topic: Option<String>,
@@ -113,6 +115,10 @@ pub struct NodeParams {
     /// Per-camera transport and extrinsics, keyed by camera name.
     #[serde(default)]
     pub cameras: BTreeMap<String, CameraParams>,
+    /// When not empty: extrinsics (altermoma_msgs/RigCalibration, transient-local like
+    /// /tf_static) override `lidar_to_camera`; cameras without any are masked until it arrives.
+    #[serde(default)]
+    pub rig_calibration_topic: String,
     /// An image is used with a cloud when their stamps differ by at most this (s).
     #[serde(default = "d_delay")]
     pub max_camera_lidar_delay: f64,
@@ -253,9 +259,9 @@ impl NodeParams {
             )?;
             ensure(!self.camera_names[..i].contains(n), "camera_names", format!("`{n}` is listed twice"))?;
             ensure(
-                self.cameras.contains_key(n),
+                self.cameras.contains_key(n) || !self.rig_calibration_topic.is_empty(),
                 "cameras",
-                format!("camera `{n}` has no entry (needs at least `lidar_to_camera`)"),
+                format!("camera `{n}` has no entry (needs `lidar_to_camera`, or set `rig_calibration_topic`)"),
             )?;
         }
         for (name, c) in &self.cameras {
@@ -264,8 +270,17 @@ impl NodeParams {
                 &format!("cameras.{name}"),
                 format!("`{name}` is not in camera_names [{}]", self.camera_names.join(", ")),
             )?;
-            rigid_from_row_major(&c.lidar_to_camera)
-                .map_err(|m| FieldError::new(format!("cameras.{name}.lidar_to_camera"), m))?;
+            match &c.lidar_to_camera {
+                Some(m) => {
+                    rigid_from_row_major(m)
+                        .map_err(|m| FieldError::new(format!("cameras.{name}.lidar_to_camera"), m))?;
+                }
+                None => ensure(
+                    !self.rig_calibration_topic.is_empty(),
+                    &format!("cameras.{name}"),
+                    "no `lidar_to_camera` (and no `rig_calibration_topic` to take it from)",
+                )?,
+            }
         }
         let pos_finite = |v: f64| v.is_finite() && v >= 0.0;
         ensure(
@@ -307,28 +322,30 @@ impl NodeParams {
         Ok(())
     }
 
-    /// Camera-to-LiDAR pose of camera `i` (the inverse of its `lidar_to_camera`).
-    pub fn cam_to_lidar(&self, i: usize) -> Isometry3<f64> {
-        let name = &self.camera_names[i];
-        rigid_from_row_major(&self.cameras[name].lidar_to_camera).expect("validated").inverse()
+    fn camera(&self, i: usize) -> Option<&CameraParams> {
+        self.cameras.get(&self.camera_names[i])
+    }
+
+    /// Camera-to-LiDAR pose of camera `i` (the inverse of its `lidar_to_camera`), when the
+    /// parameters give one.
+    pub fn cam_to_lidar(&self, i: usize) -> Option<Isometry3<f64>> {
+        let m = self.camera(i)?.lidar_to_camera.as_ref()?;
+        Some(rigid_from_row_major(m).expect("validated").inverse())
     }
 
     /// Transport of camera `i`.
     pub fn transport(&self, i: usize) -> Transport {
-        self.cameras[&self.camera_names[i]].transport
+        self.camera(i).map_or(Transport::Raw, |c| c.transport)
     }
 
     /// Image topic of camera `i`.
     pub fn image_topic(&self, i: usize) -> String {
-        self.cameras[&self.camera_names[i]].image_topic.clone().unwrap_or_else(|| format!("~/input/image_{i}"))
+        self.camera(i).and_then(|c| c.image_topic.clone()).unwrap_or_else(|| format!("~/input/image_{i}"))
     }
 
     /// CameraInfo topic of camera `i`.
     pub fn camera_info_topic(&self, i: usize) -> String {
-        self.cameras[&self.camera_names[i]]
-            .camera_info_topic
-            .clone()
-            .unwrap_or_else(|| format!("~/input/camera_info_{i}"))
+        self.camera(i).and_then(|c| c.camera_info_topic.clone()).unwrap_or_else(|| format!("~/input/camera_info_{i}"))
     }
 
     /// The pipeline options these parameters describe.
@@ -621,7 +638,7 @@ mod tests {
         assert_eq!(p.transport(0), Transport::Compressed);
         assert_eq!(p.image_topic(0), "~/input/image_0");
         // optical z (forward) maps to LiDAR +x; camera origin at LiDAR (1, 0, 0.5)
-        let iso = p.cam_to_lidar(0);
+        let iso = p.cam_to_lidar(0).unwrap();
         let z = iso.rotation * nalgebra::Vector3::z();
         assert!((z.x - 1.0).abs() < 1e-12, "{z:?}");
         let o = iso.translation.vector;
@@ -674,6 +691,20 @@ mod tests {
         let bad = vec![("max_detections".to_string(), "0".to_string())];
         let e = load_params(&[f], &bad, "bevfusion_node", "/").unwrap_err();
         assert!(e.to_string().contains("-p max_detections:=0"), "{e}");
+    }
+
+    #[test]
+    fn extrinsics_may_come_from_the_rig_calibration_topic() {
+        let d = tempfile::tempdir().unwrap();
+        let text = "/**:\n  ros__parameters:\n    model_path: m\n    camera_names: [CAM_A, CAM_B]\n    \
+                    cameras:\n      CAM_B:\n        transport: compressed\n";
+        let f = write(&d, "p.yaml", text);
+        let e = load_params(&[f.clone()], &[], "n", "/").unwrap_err();
+        assert!(e.to_string().contains("rig_calibration_topic"), "{e}");
+        let o = vec![("rig_calibration_topic".to_string(), "/rig".to_string())];
+        let p = load_params(&[f], &o, "n", "/").unwrap();
+        assert!(p.cam_to_lidar(0).is_none() && p.cam_to_lidar(1).is_none());
+        assert_eq!((p.transport(0), p.transport(1)), (Transport::Raw, Transport::Compressed));
     }
 
     #[test]

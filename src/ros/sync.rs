@@ -63,7 +63,8 @@ pub struct CameraSetup {
     pub name: String,
     pub image_topic: String,
     pub info_topic: String,
-    pub cam_to_lidar: Isometry3<f64>,
+    /// None until a RigCalibration provides it (the camera is masked meanwhile).
+    pub cam_to_lidar: Option<Isometry3<f64>>,
 }
 
 /// Synchronisation settings.
@@ -218,6 +219,46 @@ impl Synchronizer {
         Ok(warnings)
     }
 
+    /// Extrinsics from an `altermoma_msgs/RigCalibration`: cameras are matched by name and
+    /// take the message's poses. Returns the names updated; names the node does not know are
+    /// ignored, a malformed message is rejected.
+    pub fn on_rig_calibration(
+        &mut self,
+        msg: &r2r::altermoma_msgs::msg::RigCalibration,
+        topic: &str,
+    ) -> Result<Vec<String>, ConvertError> {
+        if msg.camera_names.len() != msg.camera_to_lidar.len() {
+            return Err(ConvertError::new(
+                "camera_to_lidar",
+                format!("{} poses for {} camera names", msg.camera_to_lidar.len(), msg.camera_names.len()),
+            )
+            .on_topic(topic));
+        }
+        let mut isos = Vec::new();
+        for (k, (name, pose)) in msg.camera_names.iter().zip(&msg.camera_to_lidar).enumerate() {
+            let (p, q) = (&pose.position, &pose.orientation);
+            let vals = [p.x, p.y, p.z, q.w, q.x, q.y, q.z];
+            let norm = (q.w * q.w + q.x * q.x + q.y * q.y + q.z * q.z).sqrt();
+            if !vals.iter().all(|v| v.is_finite()) || (norm - 1.0).abs() > 1e-3 {
+                return Err(ConvertError::new(
+                    format!("camera_to_lidar[{k}]"),
+                    format!("pose of `{name}` is not finite with a unit quaternion"),
+                )
+                .on_topic(topic));
+            }
+            let rot = nalgebra::UnitQuaternion::from_quaternion(nalgebra::Quaternion::new(q.w, q.x, q.y, q.z));
+            isos.push((name.clone(), Isometry3::from_parts(nalgebra::Translation3::new(p.x, p.y, p.z), rot)));
+        }
+        let mut updated = Vec::new();
+        for (name, iso) in isos {
+            if let Some(c) = self.cams.iter_mut().find(|c| c.setup.name == name) {
+                c.setup.cam_to_lidar = Some(iso);
+                updated.push(name);
+            }
+        }
+        Ok(updated)
+    }
+
     /// An image for camera `i`: checked (layout, size against the CameraInfo, stamp order)
     /// and kept as the camera's newest.
     pub fn on_image(&mut self, i: usize, msg: ImageMsg) -> Result<(), ConvertError> {
@@ -331,6 +372,9 @@ impl Synchronizer {
                 let Some(info) = &c.info else {
                     return CameraSlot::Masked(format!("no valid camera_info on {}", c.setup.info_topic));
                 };
+                let Some(cam_to_lidar) = c.setup.cam_to_lidar else {
+                    return CameraSlot::Masked("no extrinsics yet (waiting for the rig calibration)".into());
+                };
                 let Some(img) = &c.image else {
                     return CameraSlot::Masked(format!("no image on {}", c.setup.image_topic));
                 };
@@ -355,7 +399,7 @@ impl Synchronizer {
                             width: info.width,
                             height: info.height,
                             intrinsics: info.k,
-                            cam_to_lidar: c.setup.cam_to_lidar,
+                            cam_to_lidar,
                         },
                     },
                 }
@@ -391,7 +435,7 @@ mod tests {
                 name: format!("CAM_{i}"),
                 image_topic: format!("/img{i}"),
                 info_topic: format!("/info{i}"),
-                cam_to_lidar: Isometry3::identity(),
+                cam_to_lidar: Some(Isometry3::identity()),
             })
             .collect();
         let cfg = SyncConfig {
@@ -446,6 +490,37 @@ mod tests {
         assert_eq!(input.num_cameras_present(), 1);
         assert_eq!(input.num_points(), 1);
         assert_eq!(input.cameras[0].as_ref().unwrap().calib.width, 8);
+    }
+
+    #[test]
+    fn rig_calibration_supplies_extrinsics() {
+        use r2r::geometry_msgs::msg::{Point, Pose, Quaternion};
+        let t = Instant::now();
+        let mut s = sync(t);
+        s.cams[1].setup.cam_to_lidar = None;
+        s.on_camera_info(1, &info(8)).unwrap();
+        s.on_image(1, image(S, 8)).unwrap();
+        let job = s.on_cloud(&cloud(S), t).unwrap();
+        assert!(job.mask_reasons()[1].1.contains("extrinsics"), "{:?}", job.mask_reasons());
+        let pose = Pose {
+            position: Point { x: 1.0, y: 2.0, z: 3.0 },
+            orientation: Quaternion { x: 0.0, y: 0.0, z: 0.0, w: 1.0 },
+        };
+        let mut msg = r2r::altermoma_msgs::msg::RigCalibration {
+            camera_names: vec!["CAM_1".into(), "OTHER".into()],
+            camera_to_lidar: vec![pose.clone(), pose],
+            ..Default::default()
+        };
+        assert_eq!(s.on_rig_calibration(&msg, "/rig").unwrap(), vec!["CAM_1".to_string()]);
+        let job = s.on_cloud(&cloud(S + 1), t).unwrap();
+        match &job.cameras[1] {
+            CameraSlot::Ready { calib, .. } => assert_eq!(calib.cam_to_lidar.translation.vector.y, 2.0),
+            other => panic!("{other:?}"),
+        }
+        msg.camera_to_lidar[0].orientation.w = 3.0;
+        assert_eq!(s.on_rig_calibration(&msg, "/rig").unwrap_err().field, "camera_to_lidar[0]");
+        msg.camera_to_lidar.pop();
+        assert!(s.on_rig_calibration(&msg, "/rig").is_err());
     }
 
     #[test]

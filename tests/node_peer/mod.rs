@@ -75,7 +75,7 @@ pub fn node_rig(rig: &[CameraCalib], params: &NodeParams) -> Vec<CameraCalib> {
         .enumerate()
         .map(|(i, c)| {
             let mut c = c.clone();
-            c.cam_to_lidar = params.cam_to_lidar(i);
+            c.cam_to_lidar = params.cam_to_lidar(i).unwrap();
             c
         })
         .collect()
