@@ -13,7 +13,9 @@ use std::path::PathBuf;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
-    /// Checkpoints to measure, as LABEL=PATH (e.g. tiny-dense=runs/tiny.safetensors). Repeatable.
+    /// Models to measure, as LABEL=PATH (e.g. tiny-dense=runs/tiny.safetensors). Repeatable.
+    /// PATH may also be a model config (.yaml): a randomly initialised model of that config
+    /// (same cost as a trained one) is measured.
     #[arg(long = "model")]
     pub models: Vec<String>,
     /// Also measure the node with the stand-in network (no model: the node's own cost).
@@ -40,9 +42,10 @@ pub struct Args {
     /// Cameras of the stand-in (a model brings its own count).
     #[arg(long, default_value_t = 6)]
     pub cameras: usize,
-    /// Published image size, WIDTHxHEIGHT.
-    #[arg(long, default_value = "704x256")]
-    pub image_size: String,
+    /// Published image size, WIDTHxHEIGHT (default: the model's input size; 704x256 for the
+    /// stand-in).
+    #[arg(long)]
+    pub image_size: Option<String>,
     /// Points per published cloud (about).
     #[arg(long, default_value_t = 30000)]
     pub points: usize,
@@ -136,6 +139,7 @@ mod imp {
         pub network: String,
         pub device: String,
         pub cameras: usize,
+        pub image_size: String,
         pub published: usize,
         pub processed: usize,
         pub dropped: u64,
@@ -285,40 +289,35 @@ mod imp {
     struct Job {
         label: String,
         model: Option<PathBuf>,
+        /// What the user named (checkpoint, or model config with random weights).
+        source: String,
     }
     use std::path::PathBuf;
 
     fn measure(args: &Args, job: &Job, follow_memory: bool) -> Result<ModelResult> {
-        let (w, h) = args
-            .image_size
-            .split_once('x')
-            .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
-            .with_context(|| format!("--image-size {}: expected WIDTHxHEIGHT", args.image_size))?;
-        // the camera count comes from the model when there is one
-        let (make, n_cams): (PipelineFactory, usize) = match &job.model {
+        let opts =
+            crate::pipeline::PipelineOptions { score_threshold: 0.05, cloud_capacity: 2_000_000, ..Default::default() };
+        // the camera count and image size come from the model when there is one
+        let (make, n_cams, model_size): (PipelineFactory, usize, [i64; 2]) = match &job.model {
             None => {
                 let n = args.cameras;
-                let opts = crate::pipeline::PipelineOptions {
-                    score_threshold: 0.05,
-                    cloud_capacity: 2_000_000,
-                    ..Default::default()
-                };
-                (Box::new(move || FramePipeline::new(Box::new(StandInNetwork::new(n)), opts)), n)
+                (Box::new(move || FramePipeline::new(Box::new(StandInNetwork::new(n)), opts)), n, [256, 704])
             }
             Some(path) => {
-                let probe = crate::pipeline::loader::load_pipeline(path, "cpu", false, 0, Default::default())
-                    .with_context(|| format!("probing {}", path.display()))?;
-                let n = probe.info().num_cameras;
+                let probe = crate::model::load::LoadedModel::from_checkpoint(path, tch::Device::Cpu)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let n = probe.cfg.camera.default_rig.num_cameras;
+                let size = probe.cfg.camera.image_size;
                 drop(probe);
                 let (p, d, f, t) = (path.clone(), args.device.clone(), args.fp16, args.threads);
-                let opts = crate::pipeline::PipelineOptions {
-                    score_threshold: 0.05,
-                    cloud_capacity: 2_000_000,
-                    ..Default::default()
-                };
-                (Box::new(move || crate::pipeline::loader::load_pipeline(&p, &d, f, t, opts)), n)
+                (Box::new(move || crate::pipeline::loader::load_pipeline(&p, &d, f, t, opts)), n, size)
             }
         };
+        let size = args.image_size.clone().unwrap_or_else(|| format!("{}x{}", model_size[1], model_size[0]));
+        let (w, h) = size
+            .split_once('x')
+            .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
+            .with_context(|| format!("--image-size {size}: expected WIDTHxHEIGHT"))?;
         let names: Vec<String> = (0..n_cams).map(|i| format!("CAM_{i}")).collect();
         let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let rig = ring_rig(&name_refs);
@@ -331,7 +330,7 @@ mod imp {
             image_height: h,
             integer_intensity: true,
         };
-        let model_str = job.model.as_ref().map_or("stand-in".to_string(), |p| p.display().to_string());
+        let model_str = job.source.clone();
         let params = params_for(&rig, &model_str, &args.device, args.fp16, args.threads)?;
         let stop = Arc::new(AtomicBool::new(false));
         let node = {
@@ -414,6 +413,7 @@ mod imp {
                 network: model_str.clone(),
                 device: args.device.clone(),
                 cameras: n_cams,
+                image_size: size.clone(),
                 published: stamps.len(),
                 processed: lat.len(),
                 dropped,
@@ -482,13 +482,29 @@ mod imp {
         let mut jobs = Vec::new();
         for m in &args.models {
             let (label, path) = m.split_once('=').with_context(|| format!("--model {m}: expected LABEL=PATH"))?;
-            jobs.push(Job { label: label.to_string(), model: Some(PathBuf::from(path)) });
+            jobs.push(Job { label: label.to_string(), model: Some(PathBuf::from(path)), source: path.to_string() });
         }
         if args.stand_in {
-            jobs.push(Job { label: "stand-in".into(), model: None });
+            jobs.push(Job { label: "stand-in".into(), model: None, source: "stand-in network".into() });
         }
         if jobs.is_empty() {
             bail!("nothing to measure: give --model LABEL=PATH (repeatable) and/or --stand-in");
+        }
+        let tmp = tempfile::tempdir()?;
+        for job in &mut jobs {
+            let Some(path) = job.model.clone() else { continue };
+            if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+                let cfg = crate::model::ModelConfig::load(&path)?;
+                tch::manual_seed(0);
+                let m = crate::model::load::LoadedModel::new(&cfg, tch::Device::Cpu)?;
+                let ck = tmp.path().join(format!("{}.safetensors", job.label));
+                let mut meta = std::collections::BTreeMap::new();
+                meta.insert("note".to_string(), format!("random weights of {}", path.display()));
+                m.save(&ck, &meta)?;
+                tracing::info!("{}: random weights of model config {}", job.label, path.display());
+                job.source = format!("{} (random weights)", path.display());
+                job.model = Some(ck);
+            }
         }
         let mem_label = args.memory_model.clone().unwrap_or_else(|| jobs[0].label.clone());
         let mut results = Vec::new();
@@ -551,12 +567,11 @@ mod imp {
 
     fn report(args: &Args, results: &[ModelResult]) -> String {
         let mut s = format!(
-            "# bevfusion_node benchmark\n\nInput: {} Hz, {} frames per model, cameras ({}) of {} (raw rgb8), about {} points per cloud; device `{}`{}.\n\
+            "# bevfusion_node benchmark\n\nInput: {} Hz, {} frames per model, raw rgb8 cameras ({}), about {} points per cloud; device `{}`{}.\n\
              Latency = node publish time minus the cloud stamp (set when the cloud is published).\n\n",
             args.rate,
             args.latency_frames,
-            results.iter().map(|r| format!("{}: {}", r.label, r.cameras)).collect::<Vec<_>>().join(", "),
-            args.image_size,
+            results.iter().map(|r| format!("{}: {} x {}", r.label, r.cameras, r.image_size)).collect::<Vec<_>>().join(", "),
             args.points,
             args.device,
             if args.fp16 { ", fp16" } else { "" }

@@ -111,6 +111,19 @@ impl FrameInput {
     }
 }
 
+/// [`neutral_calib`] for images of `width` x `height` (same field of view).
+pub fn neutral_calib_sized(name: &str, width: u32, height: u32) -> CameraCalib {
+    let mut c = neutral_calib(name);
+    let (sx, sy) = (width as f64 / c.width as f64, height as f64 / c.height as f64);
+    c.intrinsics[(0, 0)] *= sx;
+    c.intrinsics[(0, 2)] *= sx;
+    c.intrinsics[(1, 1)] *= sy;
+    c.intrinsics[(1, 2)] *= sy;
+    c.width = width;
+    c.height = height;
+    c
+}
+
 /// A finite, well-conditioned stand-in calibration for a camera slot that has no image (the
 /// model masks the slot; the numbers only have to be harmless): 1600x900, f = 1266 px,
 /// looking along +x of the LiDAR frame.

@@ -83,12 +83,14 @@ impl FramePipeline {
     }
 
     /// Run synthetic frames through every mode (fusion, LiDAR-only, camera-only) so that
-    /// lazy initialisation (allocator pools, CUDA kernels, cuDNN autotuning) happens before
-    /// going live. `camera_names` and `calibs` shape the frames like the live ones
-    /// (neutral calibrations where None).
+    /// lazy initialisation (allocator pools, CUDA kernels, cuDNN autotuning, the view
+    /// transform's geometry for these calibrations) happens before going live.
+    /// `camera_names` and `calibs` shape the frames like the live ones (neutral calibrations
+    /// at the network's input size where None).
     pub fn warm_up(&mut self, camera_names: &[String], calibs: &[Option<CameraCalib>]) -> Result<()> {
+        let size = self.info.input_size;
         for k in 0..self.opts.warmup_frames {
-            let input = synthetic_input(camera_names, calibs, k as u64);
+            let input = synthetic_input(camera_names, calibs, size, k as u64);
             for mask in [ModalityMask::FUSION, ModalityMask::LIDAR_ONLY, ModalityMask::CAMERA_ONLY] {
                 let mut f = input.clone();
                 if !mask.lidar {
@@ -115,12 +117,14 @@ impl FramePipeline {
         if input.cameras.len() != input.camera_names.len() {
             bail!("frame has {} camera slots but {} camera names", input.cameras.len(), input.camera_names.len());
         }
-        if input.cameras.len() != n_slots {
+        if n_slots.is_some_and(|n| n != input.cameras.len()) {
             bail!(
-                "frame has {} camera slots, the model expects {n_slots} (check the `camera_names` parameter)",
-                input.cameras.len()
+                "frame has {} camera slots, the model expects {} (check the `camera_names` parameter)",
+                input.cameras.len(),
+                n_slots.unwrap_or_default()
             );
         }
+        let n_slots = input.cameras.len();
         let t_check = Instant::now();
         // LiDAR: finite points within capacity.
         let FrameInput { stamp_ns, frame_id, mut points, mut cameras, camera_names } = input;
@@ -242,7 +246,12 @@ pub fn ms(t: Instant) -> f64 {
 }
 
 /// A deterministic synthetic frame for warm-up: a ring of points and mid-grey images.
-fn synthetic_input(camera_names: &[String], calibs: &[Option<CameraCalib>], seed: u64) -> FrameInput {
+fn synthetic_input(
+    camera_names: &[String],
+    calibs: &[Option<CameraCalib>],
+    size: Option<(u32, u32)>,
+    seed: u64,
+) -> FrameInput {
     let mut data = Vec::with_capacity(2000 * POINT_DIMS);
     for k in 0..2000u64 {
         let a = (k as f32) * 0.0314 + seed as f32;
@@ -253,7 +262,10 @@ fn synthetic_input(camera_names: &[String], calibs: &[Option<CameraCalib>], seed
         .iter()
         .enumerate()
         .map(|(i, n)| {
-            let calib = calibs.get(i).cloned().flatten().unwrap_or_else(|| neutral_calib(n));
+            let calib = calibs.get(i).cloned().flatten().unwrap_or_else(|| match size {
+                Some((w, h)) => super::frame_input::neutral_calib_sized(n, w, h),
+                None => neutral_calib(n),
+            });
             let image = image::RgbImage::from_pixel(calib.width, calib.height, image::Rgb([128, 128, 128]));
             Some(super::frame_input::CameraImage { image, calib, stamp_ns: 0 })
         })

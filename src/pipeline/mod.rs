@@ -1,5 +1,7 @@
 //! The per-frame pipeline shared by the ROS node, `altermoma infer` and bag replay.
 //!
+//! - [`bevfusion_network`]: the BEVFusion model as a [`Network`], stage by stage;
+//! - [`loader`]: a pipeline from a checkpoint file (device, FP16, threads);
 //! - [`frame_input`]: [`FrameInput`], one frame of sensor data (LiDAR points, camera images
 //!   with calibration) however it was obtained;
 //! - [`frame_pipeline`]: [`FramePipeline`], checks the input, chooses the modality mask,
@@ -9,6 +11,7 @@
 //! - [`output`]: [`FrameOutput`] and [`StageTimings`];
 //! - [`stand_in`]: a non-learned network for tests of the machinery around the model;
 //! - [`synthetic_input`]: deterministic synthetic frames (warm-up, tests, bench).
+pub mod bevfusion_network;
 pub mod frame_input;
 pub mod frame_pipeline;
 pub mod latest_slot;

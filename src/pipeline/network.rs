@@ -14,12 +14,15 @@ pub struct NetworkInfo {
     pub name: String,
     /// Where it runs (`cpu (2 threads)`, `cuda:0 fp16`).
     pub device: String,
-    /// Number of camera slots the network expects per frame.
-    pub num_cameras: usize,
+    /// Number of camera slots the network requires per frame (None: any rig size).
+    pub num_cameras: Option<usize>,
     /// BEV grid of the segmentation output (None without a segmentation head).
     pub seg_grid: Option<BevGrid>,
     /// Maximum number of LiDAR points the network accepts per frame (None: unbounded).
     pub max_points: Option<usize>,
+    /// Image size (width, height) the network works at, when it has one (warm-up frames use
+    /// it).
+    pub input_size: Option<(u32, u32)>,
 }
 
 /// Raw network output of one frame, before the pipeline's thresholds.
@@ -31,8 +34,9 @@ pub struct NetworkOutput {
     pub seg_probs: Option<Vec<f32>>,
 }
 
-/// A network the pipeline can run.
-pub trait Network: Send {
+/// A network the pipeline can run. Not `Send`: libtorch models stay on the thread that
+/// loaded them (the node builds its pipeline on the inference thread).
+pub trait Network {
     fn info(&self) -> NetworkInfo;
 
     /// Run one frame with the given modality mask. Implementations time their stages into

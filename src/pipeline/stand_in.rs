@@ -41,9 +41,10 @@ impl Network for StandInNetwork {
         NetworkInfo {
             name: "stand-in (non-learned test network)".into(),
             device: "cpu".into(),
-            num_cameras: self.num_cameras,
+            num_cameras: Some(self.num_cameras),
             seg_grid: Some(self.grid),
             max_points: None,
+            input_size: None,
         }
     }
 

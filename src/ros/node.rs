@@ -212,16 +212,15 @@ pub fn run(params: NodeParams, make_pipeline: PipelineFactory, stop: Arc<AtomicB
         std::thread::Builder::new().name("inference".into()).spawn(move || {
             let pipeline = (|| -> Result<FramePipeline> {
                 let mut p = make_pipeline()?;
-                let want = p.info().num_cameras;
-                if want != n_cams {
-                    bail!(
-                        "parameter `camera_names` lists {n_cams} camera(s) but the model expects {want} \
-                         (the camera slots of the checkpoint's config)"
-                    );
+                if let Some(want) = p.info().num_cameras {
+                    if want != n_cams {
+                        bail!("parameter `camera_names` lists {n_cams} camera(s) but the model expects {want}");
+                    }
                 }
+                let (w, h) = p.info().input_size.unwrap_or((1600, 900));
                 let calibs: Vec<_> = (0..n_cams)
                     .map(|i| {
-                        let mut c = crate::pipeline::frame_input::neutral_calib(&params.camera_names[i]);
+                        let mut c = crate::pipeline::frame_input::neutral_calib_sized(&params.camera_names[i], w, h);
                         if let Some(iso) = params.cam_to_lidar(i) {
                             c.cam_to_lidar = iso;
                         }
