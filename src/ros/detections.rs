@@ -7,41 +7,14 @@ use crate::model::ModalityMask;
 use r2r::altermoma_msgs::msg::{Detection3D, Detection3DArray};
 use r2r::geometry_msgs::msg::{Point, Pose, Quaternion, Vector3};
 
-/// nuScenes attribute of a detection from its class and speed, as the usual BEVFusion /
-/// mmdetection3d post-processing assigns it (moving above 0.2 m/s).
+/// nuScenes attribute of a detection from its class and speed: the same rule as the results
+/// files ([`crate::metrics::detection_box::default_attribute`]); empty when the class has none.
 pub fn default_attribute(label: usize, velocity: [f64; 2]) -> &'static str {
-    let moving = velocity[0].hypot(velocity[1]) > 0.2;
-    match DETECTION_CLASSES.get(label).copied().unwrap_or("") {
-        "car" | "truck" | "construction_vehicle" | "trailer" => {
-            if moving {
-                "vehicle.moving"
-            } else {
-                "vehicle.parked"
-            }
-        }
-        "bus" => {
-            if moving {
-                "vehicle.moving"
-            } else {
-                "vehicle.stopped"
-            }
-        }
-        "motorcycle" | "bicycle" => {
-            if moving {
-                "cycle.with_rider"
-            } else {
-                "cycle.without_rider"
-            }
-        }
-        "pedestrian" => {
-            if moving {
-                "pedestrian.moving"
-            } else {
-                "pedestrian.standing"
-            }
-        }
-        _ => "",
+    if label >= DETECTION_CLASSES.len() {
+        return "";
     }
+    crate::metrics::detection_box::default_attribute(label, velocity)
+        .map_or("", |i| crate::metrics::detection_box::ATTRIBUTE_NAMES[i])
 }
 
 /// Pose of a box: centre and heading about +z.
@@ -148,7 +121,7 @@ mod tests {
 
     #[test]
     fn attributes_follow_speed() {
-        assert_eq!(default_attribute(8, [0.0, 0.1]), "pedestrian.standing");
+        assert_eq!(default_attribute(8, [0.0, 0.1]), "pedestrian.moving");
         assert_eq!(default_attribute(7, [1.0, 0.0]), "cycle.with_rider");
         assert_eq!(default_attribute(5, [5.0, 0.0]), "");
     }
