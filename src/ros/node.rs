@@ -258,12 +258,11 @@ pub fn run(params: NodeParams, make_pipeline: PipelineFactory, stop: Arc<AtomicB
         }
     };
 
-    let result = spin(&params, &slot, pubs_tx, status_tx, &device, &model, &stop);
-    slot.close();
-    let _ = worker.join();
-    result
+    // the worker is joined inside `spin`, before the node (and its publishers) go away
+    spin(&params, &slot, pubs_tx, status_tx, &device, &model, &stop, worker)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn spin(
     params: &NodeParams,
     slot: &LatestSlot<FrameJob>,
@@ -272,7 +271,24 @@ fn spin(
     device: &str,
     model: &str,
     stop: &AtomicBool,
+    worker: std::thread::JoinHandle<()>,
 ) -> Result<()> {
+    let result = spin_node(params, slot, pubs_tx, status_tx, device, model, stop);
+    slot.close();
+    let _ = worker.join();
+    result.map(|_node| ())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn spin_node(
+    params: &NodeParams,
+    slot: &LatestSlot<FrameJob>,
+    pubs_tx: mpsc::Sender<Publishers>,
+    status_tx: mpsc::Sender<Arc<Mutex<NodeStatus>>>,
+    device: &str,
+    model: &str,
+    stop: &AtomicBool,
+) -> Result<r2r::Node> {
     let ctx = r2r::Context::create().context("initialising ROS 2 (rcl)")?;
     let mut node = r2r::Node::create(ctx, NODE_NAME, "").context("creating the ROS 2 node")?;
     let fq_name = node.fully_qualified_name().unwrap_or_else(|_| NODE_NAME.into());
@@ -424,5 +440,6 @@ fn spin(
         }
     }
     tracing::info!("{fq_name}: shutting down");
-    Ok(())
+    // the node is returned so that it outlives the inference thread's last publish
+    Ok(node)
 }
