@@ -1,8 +1,623 @@
-//! `altermoma bench node` (issue #7).
+//! `altermoma bench node`: the ROS node end to end, in a private network namespace.
+//!
+//! For each model (and optionally the stand-in network, which measures the node's own cost):
+//! start the node (the same `ros::node::run` the binary runs), publish synthetic camera +
+//! LiDAR frames at `--rate` Hz from a second participant, and read the node's
+//! `~/debug/processing_time`: end-to-end latency (cloud stamp, set at publish time, to the
+//! node's publish) p50/p99, per-stage times, the share of frame time spent outside the network
+//! forward, drops. Then, for one model, run `--memory-frames` frames back to back and follow
+//! the process's resident memory. Writes `report.md`, `results.json` and PNG charts.
 
-#[derive(clap::Args, Debug)]
-pub struct Args {}
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`altermoma bench node` is not implemented yet (issue #7)")
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// Models to measure, as LABEL=PATH (e.g. tiny-dense=runs/tiny.safetensors). Repeatable.
+    /// PATH may also be a model config (.yaml): a randomly initialised model of that config
+    /// (same cost as a trained one) is measured.
+    #[arg(long = "model")]
+    pub models: Vec<String>,
+    /// Also measure the node with the stand-in network (no model: the node's own cost).
+    #[arg(long)]
+    pub stand_in: bool,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Half precision (CUDA).
+    #[arg(long)]
+    pub fp16: bool,
+    /// Input rate (Hz) of the latency measurement.
+    #[arg(long, default_value_t = 10.0)]
+    pub rate: f64,
+    /// Frames published at `--rate` per model.
+    #[arg(long, default_value_t = 200)]
+    pub latency_frames: usize,
+    /// Frames run back to back while following memory (0: skip).
+    #[arg(long, default_value_t = 5000)]
+    pub memory_frames: usize,
+    /// Label of the model whose memory is followed (default: the first measured).
+    #[arg(long)]
+    pub memory_model: Option<String>,
+    /// Cameras of the stand-in (a model brings its own count).
+    #[arg(long, default_value_t = 6)]
+    pub cameras: usize,
+    /// Published image size, WIDTHxHEIGHT (default: the model's input size; 704x256 for the
+    /// stand-in).
+    #[arg(long)]
+    pub image_size: Option<String>,
+    /// Points per published cloud (about).
+    #[arg(long, default_value_t = 30000)]
+    pub points: usize,
+    /// libtorch CPU threads (0: default).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Output directory.
+    #[arg(long, default_value = "bench/node")]
+    pub out: PathBuf,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    if !crate::netns::is_isolated() {
+        if std::env::var("ALTERMOMA_IN_NETNS").as_deref() == Ok("1") {
+            bail!("refusing to start ROS 2 participants: {}", crate::netns::isolation_problem().unwrap_or_default());
+        }
+        // Re-run this very command inside a private network namespace (loopback only).
+        let exe = std::env::current_exe()?;
+        let status = std::process::Command::new(crate::netns::wrapper_path())
+            .arg(exe)
+            .args(std::env::args_os().skip(1))
+            .status()
+            .context("running tests/netns.sh")?;
+        if !status.success() {
+            bail!("`altermoma bench node` failed inside the network namespace ({status})");
+        }
+        return Ok(());
+    }
+    #[cfg(feature = "ros")]
+    {
+        imp::run(args)
+    }
+    #[cfg(not(feature = "ros"))]
+    {
+        let _ = args;
+        bail!("`altermoma bench node` needs the `ros` feature")
+    }
+}
+
+#[cfg(feature = "ros")]
+mod imp {
+    use super::Args;
+    use crate::data::CameraCalib;
+    use crate::pipeline::stand_in::StandInNetwork;
+    use crate::pipeline::synthetic_input::{ring_rig, synthetic_input, SyntheticSpec};
+    use crate::pipeline::{FramePipeline, StageTimings};
+    use crate::ros::camera_info::calib_to_camera_info;
+    use crate::ros::convert::{header, ns_to_stamp, stamp_to_ns};
+    use crate::ros::image::rgb_to_image;
+    use crate::ros::node::PipelineFactory;
+    use crate::ros::params::{load_params, NodeParams};
+    use crate::ros::pointcloud::points_to_pointcloud;
+    use anyhow::{bail, Context, Result};
+    use futures::{FutureExt, Stream, StreamExt};
+    use r2r::altermoma_msgs::msg::ProcessingTime;
+    use r2r::sensor_msgs::msg::{CameraInfo, Image, PointCloud2};
+    use r2r::QosProfile;
+    use serde::Serialize;
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    const NS: &str = "/bevfusion_node";
+
+    fn now_ns() -> i64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+    }
+
+    /// Resident set size of this process in MiB.
+    pub fn rss_mib() -> f64 {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(|l| l.to_string()))
+            .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
+            .map_or(0.0, |kb| kb / 1024.0)
+    }
+
+    fn percentile(sorted: &[f64], q: f64) -> f64 {
+        if sorted.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+        sorted[i]
+    }
+
+    /// What was measured for one model.
+    #[derive(Clone, Debug, Serialize)]
+    pub struct ModelResult {
+        pub label: String,
+        pub network: String,
+        pub device: String,
+        pub cameras: usize,
+        pub image_size: String,
+        pub published: usize,
+        pub processed: usize,
+        pub dropped: u64,
+        pub latency_p50_ms: f64,
+        pub latency_p99_ms: f64,
+        pub latency_mean_ms: f64,
+        /// Mean per stage (ms), in `StageTimings::NAMES` order.
+        pub stage_mean_ms: Vec<f64>,
+        pub network_mean_ms: f64,
+        /// (latency - network forward) / latency, mean over frames.
+        pub outside_share_of_latency: f64,
+        /// (sum of stages - network forward) / sum of stages, mean over frames.
+        pub outside_share_of_processing: f64,
+        pub latencies_ms: Vec<f64>,
+        pub memory: Option<MemoryResult>,
+    }
+
+    #[derive(Clone, Debug, Serialize)]
+    pub struct MemoryResult {
+        pub frames: usize,
+        pub missing: usize,
+        /// (frames processed, RSS MiB) samples.
+        pub rss_mib: Vec<(usize, f64)>,
+        pub start_mib: f64,
+        pub end_mib: f64,
+        /// Least-squares slope over the second half, MiB per 1000 frames.
+        pub slope_mib_per_1000: f64,
+    }
+
+    type BoxStream<T> = Box<dyn Stream<Item = T> + Unpin + Send>;
+
+    struct Peer {
+        node: r2r::Node,
+        cloud: r2r::Publisher<PointCloud2>,
+        images: Vec<r2r::Publisher<Image>>,
+        infos: Vec<r2r::Publisher<CameraInfo>>,
+        times: BoxStream<ProcessingTime>,
+        got: HashMap<i64, ProcessingTime>,
+    }
+
+    impl Peer {
+        fn new(n: usize) -> Result<Self> {
+            let ctx = r2r::Context::create()?;
+            let mut node = r2r::Node::create(ctx, "bench_peer", "")?;
+            let q = QosProfile::default();
+            let deep = QosProfile::default().keep_last(1000);
+            Ok(Self {
+                cloud: node.create_publisher(&format!("{NS}/input/pointcloud"), q.clone())?,
+                images: (0..n)
+                    .map(|i| node.create_publisher(&format!("{NS}/input/image_{i}"), q.clone()))
+                    .collect::<r2r::Result<_>>()?,
+                infos: (0..n)
+                    .map(|i| node.create_publisher(&format!("{NS}/input/camera_info_{i}"), q.clone()))
+                    .collect::<r2r::Result<_>>()?,
+                times: Box::new(node.subscribe(&format!("{NS}/debug/processing_time"), deep)?),
+                node,
+                got: HashMap::new(),
+            })
+        }
+
+        fn pump_until(&mut self, t: Instant) {
+            loop {
+                let now = Instant::now();
+                let left = t.saturating_duration_since(now);
+                self.node.spin_once(left.min(Duration::from_millis(2)));
+                while let Some(m) = self.times.next().now_or_never().flatten() {
+                    self.got.insert(stamp_to_ns(&m.header.stamp), m);
+                }
+                if Instant::now() >= t {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Pre-built messages of a few distinct frames; stamps are set at publish time.
+    struct Frames {
+        clouds: Vec<PointCloud2>,
+        images: Vec<Vec<Image>>,
+        infos: Vec<CameraInfo>,
+    }
+
+    impl Frames {
+        fn new(rig: &[CameraCalib], spec: &SyntheticSpec) -> Self {
+            let mut clouds = Vec::new();
+            let mut images = Vec::new();
+            let mut infos = Vec::new();
+            for k in 0..8 {
+                let f = synthetic_input(spec, rig, k, 0, "lidar_top");
+                clouds.push(points_to_pointcloud(f.points.as_ref().unwrap(), header(0, "lidar_top")));
+                images.push(
+                    f.cameras.iter().map(|c| rgb_to_image(&c.as_ref().unwrap().image, header(0, "cam"))).collect(),
+                );
+                if k == 0 {
+                    infos = f
+                        .cameras
+                        .iter()
+                        .map(|c| calib_to_camera_info(&c.as_ref().unwrap().calib, header(0, "cam")))
+                        .collect();
+                }
+            }
+            Self { clouds, images, infos }
+        }
+
+        /// Publish frame `k` stamped now; returns the stamp.
+        fn publish(&mut self, peer: &Peer, k: usize) -> Result<i64> {
+            let stamp = now_ns();
+            let i = k % self.clouds.len();
+            for (c, img) in self.images[i].iter_mut().enumerate() {
+                img.header.stamp = ns_to_stamp(stamp);
+                peer.images[c].publish(img)?;
+                if k % 10 == 0 {
+                    peer.infos[c].publish(&self.infos[c])?;
+                }
+            }
+            self.clouds[i].header.stamp = ns_to_stamp(stamp);
+            peer.cloud.publish(&self.clouds[i])?;
+            Ok(stamp)
+        }
+    }
+
+    fn params_for(
+        rig: &[CameraCalib],
+        model_path: &str,
+        device: &str,
+        fp16: bool,
+        threads: usize,
+    ) -> Result<NodeParams> {
+        let mut s = format!(
+            "/**:\n  ros__parameters:\n    model_path: \"{model_path}\"\n    device: \"{device}\"\n    fp16: {fp16}\n    \
+             num_threads: {threads}\n    lidar_timeout: 0.0\n    cloud_capacity: 2000000\n    score_threshold: 0.05\n"
+        );
+        let names: Vec<_> = rig.iter().map(|c| format!("\"{}\"", c.name)).collect();
+        s += &format!("    camera_names: [{}]\n    cameras:\n", names.join(", "));
+        for c in rig {
+            let m = c.cam_to_lidar.inverse().to_homogeneous();
+            let v: Vec<String> = (0..16).map(|k| format!("{:?}", m[(k / 4, k % 4)])).collect();
+            s += &format!("      {}:\n        lidar_to_camera: [{}]\n", c.name, v.join(", "));
+        }
+        s += "    qos:\n      input_reliability: reliable\n      input_depth: 10\n";
+        let dir = tempfile::tempdir()?;
+        let p = dir.path().join("params.yaml");
+        std::fs::write(&p, s)?;
+        Ok(load_params(&[p], &[], "bevfusion_node", "/")?)
+    }
+
+    struct Job {
+        label: String,
+        model: Option<PathBuf>,
+        /// What the user named (checkpoint, or model config with random weights).
+        source: String,
+    }
+    use std::path::PathBuf;
+
+    fn measure(args: &Args, job: &Job, follow_memory: bool) -> Result<ModelResult> {
+        let opts =
+            crate::pipeline::PipelineOptions { score_threshold: 0.05, cloud_capacity: 2_000_000, ..Default::default() };
+        // the camera count and image size come from the model when there is one
+        let (make, n_cams, model_size): (PipelineFactory, usize, [i64; 2]) = match &job.model {
+            None => {
+                let n = args.cameras;
+                (Box::new(move || FramePipeline::new(Box::new(StandInNetwork::new(n)), opts)), n, [256, 704])
+            }
+            Some(path) => {
+                let probe = crate::model::load::LoadedModel::from_checkpoint(path, tch::Device::Cpu)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let n = probe.cfg.camera.default_rig.num_cameras;
+                let size = probe.cfg.camera.image_size;
+                drop(probe);
+                let (p, d, f, t) = (path.clone(), args.device.clone(), args.fp16, args.threads);
+                (Box::new(move || crate::pipeline::loader::load_pipeline(&p, &d, f, t, opts)), n, size)
+            }
+        };
+        let size = args.image_size.clone().unwrap_or_else(|| format!("{}x{}", model_size[1], model_size[0]));
+        let (w, h) = size
+            .split_once('x')
+            .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
+            .with_context(|| format!("--image-size {size}: expected WIDTHxHEIGHT"))?;
+        let names: Vec<String> = (0..n_cams).map(|i| format!("CAM_{i}")).collect();
+        let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let rig = ring_rig(&name_refs);
+        let per_obj = 200;
+        let spec = SyntheticSpec {
+            num_ground_points: args.points.saturating_sub(8 * per_obj).max(100),
+            num_objects: 8,
+            points_per_object: per_obj,
+            image_width: w,
+            image_height: h,
+            integer_intensity: true,
+        };
+        let model_str = job.source.clone();
+        let params = params_for(&rig, &model_str, &args.device, args.fp16, args.threads)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let node = {
+            let stop = stop.clone();
+            std::thread::spawn(move || crate::ros::node::run(params, make, stop))
+        };
+        let result = (|| -> Result<ModelResult> {
+            let mut peer = Peer::new(n_cams)?;
+            let mut frames = Frames::new(&rig, &spec);
+            // discovery and warm start: frames until one comes back
+            let t0 = Instant::now();
+            let mut k = 0;
+            loop {
+                if node.is_finished() {
+                    bail!("the node stopped while starting");
+                }
+                let s = frames.publish(&peer, k)?;
+                k += 1;
+                let _ = s;
+                peer.pump_until(Instant::now() + Duration::from_millis(500));
+                if !peer.got.is_empty() {
+                    break;
+                }
+                if t0.elapsed() > Duration::from_secs(600) {
+                    bail!("the node did not answer within 600 s");
+                }
+            }
+            // a few more frames to settle
+            for _ in 0..5 {
+                let s = frames.publish(&peer, k)?;
+                k += 1;
+                let t = Instant::now();
+                while !peer.got.contains_key(&s) && t.elapsed() < Duration::from_secs(30) {
+                    peer.pump_until(Instant::now() + Duration::from_millis(5));
+                }
+            }
+            peer.got.clear();
+            let dropped_before = peer_dropped(&peer);
+
+            // latency at the input rate
+            let period = Duration::from_secs_f64(1.0 / args.rate);
+            let pb = crate::progress::bar(args.latency_frames as u64, &format!("{} @{}Hz", job.label, args.rate));
+            let start = Instant::now();
+            let mut stamps = Vec::with_capacity(args.latency_frames);
+            for i in 0..args.latency_frames {
+                peer.pump_until(start + period * i as u32);
+                stamps.push(frames.publish(&peer, k)?);
+                k += 1;
+                pb.inc(1);
+            }
+            pb.finish_and_clear();
+            peer.pump_until(Instant::now() + Duration::from_secs(3));
+            let mut lat = Vec::new();
+            let mut stage_sum = [0.0; 8];
+            let (mut out_lat, mut out_proc, mut net) = (0.0, 0.0, 0.0);
+            let mut last: Option<&ProcessingTime> = None;
+            for s in &stamps {
+                if let Some(m) = peer.got.get(s) {
+                    lat.push(m.pipeline_latency_ms);
+                    let mut t = StageTimings::default();
+                    let a = &m.stage_ms;
+                    if a.len() == 8 {
+                        (t.decode, t.voxelize, t.camera, t.lidar, t.fuse, t.heads, t.postprocess, t.publish) =
+                            (a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
+                    }
+                    for (acc, v) in stage_sum.iter_mut().zip(t.as_array()) {
+                        *acc += v;
+                    }
+                    net += t.network();
+                    out_lat += (m.pipeline_latency_ms - t.network()).max(0.0) / m.pipeline_latency_ms.max(1e-9);
+                    out_proc += t.outside_network() / t.total().max(1e-9);
+                    last = Some(m);
+                }
+            }
+            let n = lat.len().max(1) as f64;
+            let latencies = lat.clone();
+            lat.sort_by(f64::total_cmp);
+            let dropped = last.map_or(0, |m| m.dropped_frames).saturating_sub(dropped_before);
+            let mut r = ModelResult {
+                label: job.label.clone(),
+                network: model_str.clone(),
+                device: args.device.clone(),
+                cameras: n_cams,
+                image_size: size.clone(),
+                published: stamps.len(),
+                processed: lat.len(),
+                dropped,
+                latency_p50_ms: percentile(&lat, 0.5),
+                latency_p99_ms: percentile(&lat, 0.99),
+                latency_mean_ms: lat.iter().sum::<f64>() / n,
+                stage_mean_ms: stage_sum.iter().map(|v| v / n).collect(),
+                network_mean_ms: net / n,
+                outside_share_of_latency: out_lat / n,
+                outside_share_of_processing: out_proc / n,
+                latencies_ms: latencies,
+                memory: None,
+            };
+
+            if follow_memory && args.memory_frames > 0 {
+                peer.got.clear();
+                let pb = crate::progress::bar(args.memory_frames as u64, &format!("{} memory", job.label));
+                let mut samples = Vec::new();
+                let mut missing = 0;
+                for i in 0..args.memory_frames {
+                    let s = frames.publish(&peer, k)?;
+                    k += 1;
+                    let t = Instant::now();
+                    while !peer.got.contains_key(&s) {
+                        if t.elapsed() > Duration::from_secs(30) {
+                            missing += 1;
+                            break;
+                        }
+                        peer.pump_until(Instant::now() + Duration::from_millis(1));
+                    }
+                    peer.got.remove(&s);
+                    if i % 50 == 0 || i + 1 == args.memory_frames {
+                        samples.push((i + 1, rss_mib()));
+                    }
+                    pb.inc(1);
+                }
+                pb.finish_and_clear();
+                let half: Vec<_> = samples[samples.len() / 2..].to_vec();
+                let mx = half.iter().map(|p| p.0 as f64).sum::<f64>() / half.len() as f64;
+                let my = half.iter().map(|p| p.1).sum::<f64>() / half.len() as f64;
+                let sxy: f64 = half.iter().map(|p| (p.0 as f64 - mx) * (p.1 - my)).sum();
+                let sxx: f64 = half.iter().map(|p| (p.0 as f64 - mx).powi(2)).sum();
+                r.memory = Some(MemoryResult {
+                    frames: args.memory_frames,
+                    missing,
+                    start_mib: samples.first().map_or(0.0, |s| s.1),
+                    end_mib: samples.last().map_or(0.0, |s| s.1),
+                    slope_mib_per_1000: if sxx > 0.0 { 1000.0 * sxy / sxx } else { 0.0 },
+                    rss_mib: samples,
+                });
+            }
+            Ok(r)
+        })();
+        stop.store(true, Ordering::Relaxed);
+        let node_result = node.join().map_err(|_| anyhow::anyhow!("node thread panicked"))?;
+        let r = result?;
+        node_result.context("the node")?;
+        Ok(r)
+    }
+
+    fn peer_dropped(peer: &Peer) -> u64 {
+        peer.got.values().map(|m| m.dropped_frames).max().unwrap_or(0)
+    }
+
+    pub fn run(args: Args) -> Result<()> {
+        let mut jobs = Vec::new();
+        for m in &args.models {
+            let (label, path) = m.split_once('=').with_context(|| format!("--model {m}: expected LABEL=PATH"))?;
+            jobs.push(Job { label: label.to_string(), model: Some(PathBuf::from(path)), source: path.to_string() });
+        }
+        if args.stand_in {
+            jobs.push(Job { label: "stand-in".into(), model: None, source: "stand-in network".into() });
+        }
+        if jobs.is_empty() {
+            bail!("nothing to measure: give --model LABEL=PATH (repeatable) and/or --stand-in");
+        }
+        let tmp = tempfile::tempdir()?;
+        for job in &mut jobs {
+            let Some(path) = job.model.clone() else { continue };
+            if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+                let cfg = crate::model::ModelConfig::load(&path)?;
+                tch::manual_seed(0);
+                let m = crate::model::load::LoadedModel::new(&cfg, tch::Device::Cpu)?;
+                let ck = tmp.path().join(format!("{}.safetensors", job.label));
+                let mut meta = std::collections::BTreeMap::new();
+                meta.insert("note".to_string(), format!("random weights of {}", path.display()));
+                m.save(&ck, &meta)?;
+                tracing::info!("{}: random weights of model config {}", job.label, path.display());
+                job.source = format!("{} (random weights)", path.display());
+                job.model = Some(ck);
+            }
+        }
+        let mem_label = args.memory_model.clone().unwrap_or_else(|| jobs[0].label.clone());
+        let mut results = Vec::new();
+        for job in &jobs {
+            tracing::info!("measuring {}", job.label);
+            let r = measure(&args, job, job.label == mem_label)?;
+            print_row(&r);
+            results.push(r);
+            // what is measured so far survives a later failure
+            write_outputs(&args, &results)?;
+        }
+        let report = report(&args, &results);
+        println!("\n{report}");
+        println!("written to {}", args.out.display());
+        Ok(())
+    }
+
+    fn write_outputs(args: &Args, results: &[ModelResult]) -> Result<()> {
+        std::fs::create_dir_all(&args.out)?;
+        crate::io::write_json(args.out.join("results.json"), &results)?;
+        let series: Vec<_> = results
+            .iter()
+            .map(|r| {
+                crate::plot::Series::new(
+                    &r.label,
+                    r.latencies_ms.iter().enumerate().map(|(i, v)| (i as f64, *v)).collect(),
+                )
+            })
+            .collect();
+        crate::plot::line_chart(
+            args.out.join("latency.png"),
+            &format!("end-to-end latency at {} Hz", args.rate),
+            "frame",
+            "cloud stamp to publish (ms)",
+            &series,
+            false,
+        )?;
+        if let Some(m) = results.iter().find_map(|r| r.memory.as_ref().map(|m| (r.label.clone(), m))) {
+            let s = crate::plot::Series::new(&m.0, m.1.rss_mib.iter().map(|(f, v)| (*f as f64, *v)).collect());
+            crate::plot::line_chart(
+                args.out.join("memory.png"),
+                "resident memory",
+                "frames",
+                "RSS (MiB)",
+                &[s],
+                false,
+            )?;
+        }
+        crate::io::atomic_write(args.out.join("report.md"), report(args, results).as_bytes())?;
+        Ok(())
+    }
+
+    fn print_row(r: &ModelResult) {
+        println!(
+            "{:<16} p50 {:>8.1} ms  p99 {:>8.1} ms  network {:>7.1} ms  outside network {:>5.1}% of latency, {:>5.1}% of processing  dropped {}/{}",
+            r.label,
+            r.latency_p50_ms,
+            r.latency_p99_ms,
+            r.network_mean_ms,
+            100.0 * r.outside_share_of_latency,
+            100.0 * r.outside_share_of_processing,
+            r.dropped,
+            r.published
+        );
+    }
+
+    fn report(args: &Args, results: &[ModelResult]) -> String {
+        let mut s = format!(
+            "# bevfusion_node benchmark\n\nInput: {} Hz, {} frames per model, raw rgb8 cameras ({}), about {} points per cloud; device `{}`{}.\n\
+             Latency = node publish time minus the cloud stamp (set when the cloud is published).\n\n",
+            args.rate,
+            args.latency_frames,
+            results.iter().map(|r| format!("{}: {} x {}", r.label, r.cameras, r.image_size)).collect::<Vec<_>>().join(", "),
+            args.points,
+            args.device,
+            if args.fp16 { ", fp16" } else { "" }
+        );
+        s += "| model | processed / published | dropped | p50 ms | p99 ms | network ms | outside network (of latency) | outside network (of processing) |\n|---|---|---|---|---|---|---|---|\n";
+        for r in results {
+            s += &format!(
+                "| {} | {}/{} | {} | {:.1} | {:.1} | {:.1} | {:.1}% | {:.1}% |\n",
+                r.label,
+                r.processed,
+                r.published,
+                r.dropped,
+                r.latency_p50_ms,
+                r.latency_p99_ms,
+                r.network_mean_ms,
+                100.0 * r.outside_share_of_latency,
+                100.0 * r.outside_share_of_processing
+            );
+        }
+        s += "\nMean stage times (ms):\n\n| model | ";
+        s += &StageTimings::NAMES.join(" | ");
+        s += " |\n|---|";
+        s += &"---|".repeat(8);
+        s += "\n";
+        for r in results {
+            s += &format!("| {} | ", r.label);
+            s += &r.stage_mean_ms.iter().map(|v| format!("{v:.2}")).collect::<Vec<_>>().join(" | ");
+            s += " |\n";
+        }
+        for r in results {
+            if let Some(m) = &r.memory {
+                s += &format!(
+                    "\nMemory ({}, {} frames back to back, {} missing): RSS {:.1} MiB after the first frames, {:.1} MiB at the end; \
+                     slope over the second half {:+.3} MiB per 1000 frames.\n",
+                    r.label, m.frames, m.missing, m.start_mib, m.end_mib, m.slope_mib_per_1000
+                );
+            }
+        }
+        s += "\nCharts: latency.png, memory.png.\n";
+        s
+    }
 }

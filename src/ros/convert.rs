@@ -1,0 +1,78 @@
+//! Message conversions between ROS 2 sensor messages and the pipeline's types, used by the
+//! node and by bag replay (on messages decoded from bags as r2r types):
+//!
+//! - [`crate::ros::pointcloud`]: `sensor_msgs/PointCloud2` <-> [`crate::data::Points`];
+//! - [`crate::ros::image`]: `sensor_msgs/Image` and `CompressedImage` <-> `image::RgbImage`;
+//! - [`crate::ros::camera_info`]: `sensor_msgs/CameraInfo` <-> intrinsics.
+//!
+//! Every rejection is a [`ConvertError`] naming the message field and what is wrong with it;
+//! the node adds the topic ([`ConvertError::on_topic`]). Nothing here panics on bad input.
+
+use std::fmt;
+
+/// A message that cannot be converted: which field, what is wrong, and (when known) on which
+/// topic it arrived.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvertError {
+    pub topic: Option<String>,
+    /// Field path inside the message (`point_step`, `fields[2].datatype`, `k`, ...).
+    pub field: String,
+    pub message: String,
+}
+
+impl ConvertError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { topic: None, field: field.into(), message: message.into() }
+    }
+
+    /// The same error, attributed to a topic.
+    pub fn on_topic(mut self, topic: &str) -> Self {
+        self.topic = Some(topic.to_string());
+        self
+    }
+}
+
+impl fmt::Display for ConvertError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.topic {
+            Some(t) => write!(f, "{t}: field `{}`: {}", self.field, self.message),
+            None => write!(f, "field `{}`: {}", self.field, self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConvertError {}
+
+/// Nanoseconds since the epoch of a `builtin_interfaces/Time`.
+pub fn stamp_to_ns(t: &r2r::builtin_interfaces::msg::Time) -> i64 {
+    t.sec as i64 * 1_000_000_000 + t.nanosec as i64
+}
+
+/// `builtin_interfaces/Time` of nanoseconds since the epoch (negative times saturate at 0).
+pub fn ns_to_stamp(ns: i64) -> r2r::builtin_interfaces::msg::Time {
+    let ns = ns.max(0);
+    r2r::builtin_interfaces::msg::Time { sec: (ns / 1_000_000_000) as i32, nanosec: (ns % 1_000_000_000) as u32 }
+}
+
+/// A header with the given stamp and frame.
+pub fn header(stamp_ns: i64, frame_id: &str) -> r2r::std_msgs::msg::Header {
+    r2r::std_msgs::msg::Header { stamp: ns_to_stamp(stamp_ns), frame_id: frame_id.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_round_trip() {
+        for ns in [0i64, 1, 999_999_999, 1_700_000_000_123_456_789] {
+            assert_eq!(stamp_to_ns(&ns_to_stamp(ns)), ns);
+        }
+    }
+
+    #[test]
+    fn error_names_topic_and_field() {
+        let e = ConvertError::new("point_step", "too small").on_topic("/lidar");
+        assert_eq!(e.to_string(), "/lidar: field `point_step`: too small");
+    }
+}
