@@ -9,7 +9,12 @@ use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    for v in ["ALTERMOMA_CUDA", "ALTERMOMA_PYTHON_LIBDIR", "ALTERMOMA_PYTHON_LIB", "LIBTORCH"] {
+    for v in [
+        "ALTERMOMA_CUDA",
+        "ALTERMOMA_PYTHON_LIBDIR",
+        "ALTERMOMA_PYTHON_LIB",
+        "LIBTORCH",
+    ] {
         println!("cargo:rerun-if-env-changed={v}");
     }
 
@@ -18,8 +23,12 @@ fn main() {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
         let cuda = Path::new(lib).join("libtorch_cuda.so");
         let forced = std::env::var("CARGO_FEATURE_CUDA").is_ok()
-            || std::env::var("ALTERMOMA_CUDA").map(|v| v == "1").unwrap_or(false);
-        let disabled = std::env::var("ALTERMOMA_CUDA").map(|v| v == "0").unwrap_or(false);
+            || std::env::var("ALTERMOMA_CUDA")
+                .map(|v| v == "1")
+                .unwrap_or(false);
+        let disabled = std::env::var("ALTERMOMA_CUDA")
+            .map(|v| v == "0")
+            .unwrap_or(false);
         if cuda.exists() && !disabled && (forced || cuda_resolves(&cuda)) {
             println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
             println!("cargo:rustc-cfg=altermoma_cuda_linked");
@@ -47,7 +56,9 @@ fn main() {
 /// True when every library libtorch_cuda.so needs can be found (ldd reports none missing).
 fn cuda_resolves(lib: &Path) -> bool {
     match Command::new("ldd").arg(lib).output() {
-        Ok(out) => out.status.success() && !String::from_utf8_lossy(&out.stdout).contains("not found"),
+        Ok(out) => {
+            out.status.success() && !String::from_utf8_lossy(&out.stdout).contains("not found")
+        }
         Err(_) => false,
     }
 }

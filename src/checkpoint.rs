@@ -85,7 +85,11 @@ fn to_bytes(t: &Tensor) -> Result<TensorBytes> {
     if numel > 0 {
         t.copy_data_u8(&mut bytes, numel);
     }
-    Ok(TensorBytes { dtype, shape, bytes })
+    Ok(TensorBytes {
+        dtype,
+        shape,
+        bytes,
+    })
 }
 
 impl Checkpoint {
@@ -98,30 +102,45 @@ impl Checkpoint {
         let path = path.as_ref();
         let mut prepared = Vec::with_capacity(self.tensors.len());
         for (name, t) in &self.tensors {
-            prepared.push((name.clone(), to_bytes(t).with_context(|| format!("tensor {name}"))?));
+            prepared.push((
+                name.clone(),
+                to_bytes(t).with_context(|| format!("tensor {name}"))?,
+            ));
         }
-        let meta: HashMap<String, String> = self.metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        let bytes = safetensors::serialize(prepared.iter().map(|(n, t)| (n.as_str(), t)), Some(meta))
-            .with_context(|| format!("serialising checkpoint {}", path.display()))?;
+        let meta: HashMap<String, String> = self
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let bytes =
+            safetensors::serialize(prepared.iter().map(|(n, t)| (n.as_str(), t)), Some(meta))
+                .with_context(|| format!("serialising checkpoint {}", path.display()))?;
         crate::io::atomic_write(path, &bytes)
     }
 
     /// Read a checkpoint; errors name the file and, for a bad tensor, the tensor.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let file = std::fs::File::open(path).with_context(|| format!("opening checkpoint {}", path.display()))?;
+        let file = std::fs::File::open(path)
+            .with_context(|| format!("opening checkpoint {}", path.display()))?;
         // SAFETY: the file is opened read-only and not modified while mapped by this process.
         let mmap = unsafe { memmap2::Mmap::map(&file) }
             .with_context(|| format!("mapping checkpoint {}", path.display()))?;
-        let st = SafeTensors::deserialize(&mmap)
-            .map_err(|e| anyhow::anyhow!("{}: not a valid safetensors file: {e}", path.display()))?;
+        let st = SafeTensors::deserialize(&mmap).map_err(|e| {
+            anyhow::anyhow!("{}: not a valid safetensors file: {e}", path.display())
+        })?;
         let (_, header) = SafeTensors::read_metadata(&mmap)
             .map_err(|e| anyhow::anyhow!("{}: bad safetensors header: {e}", path.display()))?;
-        let metadata: BTreeMap<String, String> =
-            header.metadata().clone().unwrap_or_default().into_iter().collect();
+        let metadata: BTreeMap<String, String> = header
+            .metadata()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
         let mut tensors = BTreeMap::new();
         for (name, view) in st.tensors() {
-            let kind = dtype_to_kind(view.dtype()).with_context(|| format!("{}: tensor {name}", path.display()))?;
+            let kind = dtype_to_kind(view.dtype())
+                .with_context(|| format!("{}: tensor {name}", path.display()))?;
             let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
             let t = Tensor::from_data_size(view.data(), &shape, kind);
             tensors.insert(name, t);
@@ -140,17 +159,25 @@ impl Checkpoint {
     /// Copy every variable of `vs` into the checkpoint (names as in the VarStore).
     pub fn insert_var_store(&mut self, vs: &tch::nn::VarStore) {
         for (name, t) in vs.variables() {
-            self.tensors.insert(name, t.detach().to_device(tch::Device::Cpu));
+            self.tensors
+                .insert(name, t.detach().to_device(tch::Device::Cpu));
         }
     }
 
     /// Copy the checkpoint's tensors into the variables of `vs`. Every variable must be
     /// present with the same shape; extra tensors are an error unless their names start with
     /// one of `ignore_prefixes` (masks, optimiser state, ...).
-    pub fn load_into_var_store(&self, vs: &mut tch::nn::VarStore, ignore_prefixes: &[&str]) -> Result<()> {
+    pub fn load_into_var_store(
+        &self,
+        vs: &mut tch::nn::VarStore,
+        ignore_prefixes: &[&str],
+    ) -> Result<()> {
         let vars = vs.variables();
         for (name, var) in &vars {
-            let src = self.tensors.get(name).with_context(|| format!("checkpoint lacks parameter `{name}`"))?;
+            let src = self
+                .tensors
+                .get(name)
+                .with_context(|| format!("checkpoint lacks parameter `{name}`"))?;
             if src.size() != var.size() {
                 bail!(
                     "parameter `{name}`: checkpoint shape {:?} does not match the model's {:?} \
@@ -178,7 +205,10 @@ impl Checkpoint {
     pub fn masks(&self) -> BTreeMap<String, Tensor> {
         self.tensors
             .iter()
-            .filter_map(|(n, t)| n.strip_prefix(MASK_PREFIX).map(|p| (p.to_string(), t.shallow_clone())))
+            .filter_map(|(n, t)| {
+                n.strip_prefix(MASK_PREFIX)
+                    .map(|p| (p.to_string(), t.shallow_clone()))
+            })
             .collect()
     }
 }
@@ -195,13 +225,18 @@ mod tests {
         let mut c = Checkpoint::new();
         let a = Tensor::randn([3, 4], (Kind::Float, tch::Device::Cpu));
         c.tensors.insert("a".into(), a.shallow_clone());
-        c.tensors.insert("i".into(), Tensor::from_slice(&[1i64, -2, 3]));
-        c.tensors.insert(format!("{MASK_PREFIX}a"), a.gt(0.0).to_kind(Kind::Uint8));
+        c.tensors
+            .insert("i".into(), Tensor::from_slice(&[1i64, -2, 3]));
+        c.tensors
+            .insert(format!("{MASK_PREFIX}a"), a.gt(0.0).to_kind(Kind::Uint8));
         c.metadata.insert("kind".into(), "masked".into());
         c.save(&p).unwrap();
         let d = Checkpoint::load(&p).unwrap();
         assert!(d.tensors["a"].equal(&a));
-        assert_eq!(Vec::<i64>::try_from(&d.tensors["i"]).unwrap(), vec![1, -2, 3]);
+        assert_eq!(
+            Vec::<i64>::try_from(&d.tensors["i"]).unwrap(),
+            vec![1, -2, 3]
+        );
         assert_eq!(d.meta("kind").unwrap(), "masked");
         assert_eq!(d.masks().len(), 1);
         assert!(d.meta("nope").is_err());
@@ -219,12 +254,19 @@ mod tests {
 
         let mut vs2 = nn::VarStore::new(tch::Device::Cpu);
         let _l2 = nn::linear(vs2.root() / "fc", 3, 2, Default::default());
-        Checkpoint::load(&p).unwrap().load_into_var_store(&mut vs2, &[]).unwrap();
+        Checkpoint::load(&p)
+            .unwrap()
+            .load_into_var_store(&mut vs2, &[])
+            .unwrap();
         assert!(vs.variables()["fc.weight"].equal(&vs2.variables()["fc.weight"]));
 
         let mut vs3 = nn::VarStore::new(tch::Device::Cpu);
         let _l3 = nn::linear(vs3.root() / "fc", 4, 2, Default::default());
-        let e = Checkpoint::load(&p).unwrap().load_into_var_store(&mut vs3, &[]).unwrap_err().to_string();
+        let e = Checkpoint::load(&p)
+            .unwrap()
+            .load_into_var_store(&mut vs3, &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("fc.weight") && e.contains("shape"), "{e}");
     }
 

@@ -15,8 +15,14 @@ pub const DETECTION_CLASSES: [&str; 10] = [
 ];
 
 /// BEVFusion's six BEV map-segmentation classes, in the order of the segmentation channels.
-pub const MAP_CLASSES: [&str; 6] =
-    ["drivable_area", "ped_crossing", "walkway", "stop_line", "carpark_area", "divider"];
+pub const MAP_CLASSES: [&str; 6] = [
+    "drivable_area",
+    "ped_crossing",
+    "walkway",
+    "stop_line",
+    "carpark_area",
+    "divider",
+];
 
 /// Index of a detection class name in [`DETECTION_CLASSES`].
 pub fn detection_class_index(name: &str) -> Option<usize> {

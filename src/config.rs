@@ -14,7 +14,10 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{}{}: field `{field}`: {message}", path.display(), fmt_line(*line, *column))]
     Invalid {
         path: PathBuf,
@@ -60,7 +63,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -91,13 +97,18 @@ pub fn ensure(cond: bool, field: &str, message: impl Into<String>) -> Result<(),
 /// Read, parse and validate a YAML file.
 pub fn load_yaml<T: DeserializeOwned + Validate>(path: impl AsRef<Path>) -> Result<T, ConfigError> {
     let path = path.as_ref();
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Io { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     parse_yaml(&text, path)
 }
 
 /// Parse and validate YAML text; `origin` names the file in errors.
-pub fn parse_yaml<T: DeserializeOwned + Validate>(text: &str, origin: &Path) -> Result<T, ConfigError> {
+pub fn parse_yaml<T: DeserializeOwned + Validate>(
+    text: &str,
+    origin: &Path,
+) -> Result<T, ConfigError> {
     let value: T = parse_yaml_unvalidated(text, origin)?;
     value.validate().map_err(|e| ConfigError::Invalid {
         path: origin.to_path_buf(),
@@ -110,7 +121,10 @@ pub fn parse_yaml<T: DeserializeOwned + Validate>(text: &str, origin: &Path) -> 
 }
 
 /// Parse YAML text into `T` without running [`Validate`].
-pub fn parse_yaml_unvalidated<T: DeserializeOwned>(text: &str, origin: &Path) -> Result<T, ConfigError> {
+pub fn parse_yaml_unvalidated<T: DeserializeOwned>(
+    text: &str,
+    origin: &Path,
+) -> Result<T, ConfigError> {
     let de = serde_yaml::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|err| {
         let field = err.path().to_string();
@@ -201,7 +215,11 @@ mod tests {
 
     impl Validate for Cfg {
         fn validate(&self) -> Result<(), FieldError> {
-            ensure(self.voxel.max_points > 0, "voxel.max_points", "must be at least 1")
+            ensure(
+                self.voxel.max_points > 0,
+                "voxel.max_points",
+                "must be at least 1",
+            )
         }
     }
 
@@ -219,7 +237,8 @@ mod tests {
 
     #[test]
     fn type_error_names_file_line_and_field() {
-        let err = parse("name: a\nvoxel:\n  size: [0.1, 0.1, 0.2]\n  max_points: lots\n").unwrap_err();
+        let err =
+            parse("name: a\nvoxel:\n  size: [0.1, 0.1, 0.2]\n  max_points: lots\n").unwrap_err();
         assert_eq!(err.field(), Some("voxel.max_points"));
         assert_eq!(err.line(), Some(4));
         let msg = err.to_string();
@@ -229,8 +248,9 @@ mod tests {
 
     #[test]
     fn unknown_field_is_named() {
-        let err = parse("name: a\nvoxel:\n  size: [0.1, 0.1, 0.2]\n  max_points: 3\n  colour: red\n")
-            .unwrap_err();
+        let err =
+            parse("name: a\nvoxel:\n  size: [0.1, 0.1, 0.2]\n  max_points: 3\n  colour: red\n")
+                .unwrap_err();
         assert!(err.to_string().contains("colour"), "{err}");
         assert_eq!(err.line(), Some(5));
     }

@@ -29,11 +29,16 @@ pub fn isolation_problem() -> Option<String> {
         Ok(ifs) => {
             let others: Vec<_> = ifs.iter().filter(|i| *i != "lo").cloned().collect();
             if !others.is_empty() {
-                return Some(format!("network interfaces other than lo are visible: {}", others.join(", ")));
+                return Some(format!(
+                    "network interfaces other than lo are visible: {}",
+                    others.join(", ")
+                ));
             }
             match std::env::var("ROS_AUTOMATIC_DISCOVERY_RANGE") {
                 Ok(v) if v == "LOCALHOST" => None,
-                Ok(v) => Some(format!("ROS_AUTOMATIC_DISCOVERY_RANGE is {v}, not LOCALHOST")),
+                Ok(v) => Some(format!(
+                    "ROS_AUTOMATIC_DISCOVERY_RANGE is {v}, not LOCALHOST"
+                )),
                 Err(_) => Some("ROS_AUTOMATIC_DISCOVERY_RANGE is not set to LOCALHOST".into()),
             }
         }
@@ -47,7 +52,9 @@ pub fn is_isolated() -> bool {
 
 /// Path of the wrapper script (`tests/netns.sh` in the source tree).
 pub fn wrapper_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("netns.sh")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("netns.sh")
 }
 
 #[cfg(test)]

@@ -25,7 +25,10 @@ pub struct Series {
 
 impl Series {
     pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
-        Self { name: name.into(), points }
+        Self {
+            name: name.into(),
+            points,
+        }
     }
 }
 
@@ -89,8 +92,16 @@ pub fn line_chart(
         if log_y {
             let (y0, y1) = range_of(ys.filter(|v| *v > 0.0));
             let y0 = y0.max(1e-9);
-            let mut chart = builder.build_cartesian_2d(x0..x1, (y0..y1.max(y0 * 10.0)).log_scale()).map_err(err)?;
-            chart.configure_mesh().x_desc(x_label).y_desc(y_label).label_style((FONT, 14)).draw().map_err(err)?;
+            let mut chart = builder
+                .build_cartesian_2d(x0..x1, (y0..y1.max(y0 * 10.0)).log_scale())
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .x_desc(x_label)
+                .y_desc(y_label)
+                .label_style((FONT, 14))
+                .draw()
+                .map_err(err)?;
             for (i, s) in series.iter().enumerate() {
                 let c = palette(i);
                 let pts: Vec<_> = s.points.iter().copied().filter(|p| p.1 > 0.0).collect();
@@ -98,25 +109,49 @@ pub fn line_chart(
                     .draw_series(LineSeries::new(pts, c.stroke_width(2)))
                     .map_err(err)?
                     .label(&s.name)
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                    });
             }
-            chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).label_font((FONT, 14)).draw().map_err(err)?;
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .label_font((FONT, 14))
+                .draw()
+                .map_err(err)?;
         } else {
             let (y0, y1) = range_of(ys);
             let mut chart = builder.build_cartesian_2d(x0..x1, y0..y1).map_err(err)?;
-            chart.configure_mesh().x_desc(x_label).y_desc(y_label).label_style((FONT, 14)).draw().map_err(err)?;
+            chart
+                .configure_mesh()
+                .x_desc(x_label)
+                .y_desc(y_label)
+                .label_style((FONT, 14))
+                .draw()
+                .map_err(err)?;
             for (i, s) in series.iter().enumerate() {
                 let c = palette(i);
                 chart
                     .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
                     .map_err(err)?
                     .label(&s.name)
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                    });
                 if s.points.len() <= 40 {
-                    chart.draw_series(s.points.iter().map(|&p| Circle::new(p, 3, c.filled()))).map_err(err)?;
+                    chart
+                        .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, c.filled())))
+                        .map_err(err)?;
                 }
             }
-            chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).label_font((FONT, 14)).draw().map_err(err)?;
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .label_font((FONT, 14))
+                .draw()
+                .map_err(err)?;
         }
         root.present().map_err(err)?;
         Ok(())
@@ -157,7 +192,14 @@ pub fn bar_chart(
                 let i = x.floor() as usize;
                 match cats.get(i) {
                     Some(c) if c.chars().count() > 22 => {
-                        let tail: String = c.chars().rev().take(21).collect::<Vec<_>>().into_iter().rev().collect();
+                        let tail: String = c
+                            .chars()
+                            .rev()
+                            .take(21)
+                            .collect::<Vec<_>>()
+                            .into_iter()
+                            .rev()
+                            .collect();
                         format!("…{tail}")
                     }
                     Some(c) => c.clone(),
@@ -186,7 +228,13 @@ pub fn bar_chart(
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
         }
         if series.len() > 1 {
-            chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).label_font((FONT, 14)).draw().map_err(err)?;
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .label_font((FONT, 14))
+                .draw()
+                .map_err(err)?;
         }
         root.present().map_err(err)?;
         Ok(())
@@ -194,7 +242,13 @@ pub fn bar_chart(
 }
 
 /// Histogram of `values` with `bins` equal-width bins.
-pub fn histogram(path: impl AsRef<Path>, title: &str, x_label: &str, values: &[f64], bins: usize) -> Result<()> {
+pub fn histogram(
+    path: impl AsRef<Path>,
+    title: &str,
+    x_label: &str,
+    values: &[f64],
+    bins: usize,
+) -> Result<()> {
     init_font();
     let bins = bins.max(1);
     let (lo, hi) = range_of(values.iter().copied());
@@ -215,7 +269,13 @@ pub fn histogram(path: impl AsRef<Path>, title: &str, x_label: &str, values: &[f
             .y_label_area_size(64)
             .build_cartesian_2d(lo..hi, 0f64..max * 1.05 + 1.0)
             .map_err(err)?;
-        chart.configure_mesh().x_desc(x_label).y_desc("count").label_style((FONT, 14)).draw().map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc("count")
+            .label_style((FONT, 14))
+            .draw()
+            .map_err(err)?;
         chart
             .draw_series(counts.iter().enumerate().map(|(i, &c)| {
                 let x0 = lo + i as f64 * w;
@@ -239,11 +299,28 @@ mod tests {
     fn charts_are_written_as_png() {
         let dir = tempfile::tempdir().unwrap();
         let l = dir.path().join("l.png");
-        line_chart(&l, "loss", "step", "loss", &[Series::new("a", vec![(0.0, 1.0), (1.0, 0.5), (2.0, 0.2)])], true).unwrap();
+        line_chart(
+            &l,
+            "loss",
+            "step",
+            "loss",
+            &[Series::new("a", vec![(0.0, 1.0), (1.0, 0.5), (2.0, 0.2)])],
+            true,
+        )
+        .unwrap();
         assert!(is_png(&l));
         let b = dir.path().join("b.png");
-        let cats: Vec<String> = (0..30).map(|i| format!("camera.backbone.layer{i}.conv1.weight")).collect();
-        bar_chart(&b, "sparsity", "fraction pruned", &cats, &[("x".into(), (0..30).map(|i| i as f64 / 30.0).collect())]).unwrap();
+        let cats: Vec<String> = (0..30)
+            .map(|i| format!("camera.backbone.layer{i}.conv1.weight"))
+            .collect();
+        bar_chart(
+            &b,
+            "sparsity",
+            "fraction pruned",
+            &cats,
+            &[("x".into(), (0..30).map(|i| i as f64 / 30.0).collect())],
+        )
+        .unwrap();
         assert!(is_png(&b));
         let h = dir.path().join("h.png");
         histogram(&h, "latency", "ms", &[1.0, 2.0, 2.5, 9.0], 10).unwrap();

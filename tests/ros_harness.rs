@@ -15,7 +15,10 @@ fn harness_refuses_outside_and_isolates_inside() {
     }
     let ifs = altermoma::netns::interfaces().unwrap();
     assert_eq!(ifs, vec!["lo".to_string()]);
-    assert_eq!(std::env::var("ROS_AUTOMATIC_DISCOVERY_RANGE").unwrap(), "LOCALHOST");
+    assert_eq!(
+        std::env::var("ROS_AUTOMATIC_DISCOVERY_RANGE").unwrap(),
+        "LOCALHOST"
+    );
 }
 
 #[test]
@@ -24,14 +27,27 @@ fn guard_and_wrapper_refuse_an_extra_interface() {
         return;
     }
     let ip = |args: &[&str]| {
-        let st = std::process::Command::new("ip").args(args).status().unwrap();
+        let st = std::process::Command::new("ip")
+            .args(args)
+            .status()
+            .unwrap();
         assert!(st.success(), "ip {args:?}");
     };
-    let check = || std::process::Command::new(altermoma::netns::wrapper_path()).arg("--check").status().unwrap();
+    let check = || {
+        std::process::Command::new(altermoma::netns::wrapper_path())
+            .arg("--check")
+            .status()
+            .unwrap()
+    };
     assert!(check().success());
-    ip(&["link", "add", "probe0", "type", "veth", "peer", "name", "probe1"]);
+    ip(&[
+        "link", "add", "probe0", "type", "veth", "peer", "name", "probe1",
+    ]);
     let problem = altermoma::netns::isolation_problem().expect("a veth pair must break isolation");
-    assert!(problem.contains("probe0") && problem.contains("probe1"), "{problem}");
+    assert!(
+        problem.contains("probe0") && problem.contains("probe1"),
+        "{problem}"
+    );
     assert_eq!(check().code(), Some(97), "the wrapper's check must refuse");
     ip(&["link", "del", "probe0"]);
     assert!(altermoma::netns::is_isolated());
@@ -59,10 +75,18 @@ fn pointcloud_and_own_message_round_trip() {
     let ctx = r2r::Context::create().unwrap();
     let mut talker = r2r::Node::create(ctx.clone(), "harness_talker", "").unwrap();
     let mut listener = r2r::Node::create(ctx, "harness_listener", "").unwrap();
-    let mut clouds = listener.subscribe::<PointCloud2>("/harness/cloud", QosProfile::default()).unwrap();
-    let mut dets = listener.subscribe::<Detection3DArray>("/harness/objects", QosProfile::default()).unwrap();
-    let cloud_pub = talker.create_publisher::<PointCloud2>("/harness/cloud", QosProfile::default()).unwrap();
-    let det_pub = talker.create_publisher::<Detection3DArray>("/harness/objects", QosProfile::default()).unwrap();
+    let mut clouds = listener
+        .subscribe::<PointCloud2>("/harness/cloud", QosProfile::default())
+        .unwrap();
+    let mut dets = listener
+        .subscribe::<Detection3DArray>("/harness/objects", QosProfile::default())
+        .unwrap();
+    let cloud_pub = talker
+        .create_publisher::<PointCloud2>("/harness/cloud", QosProfile::default())
+        .unwrap();
+    let det_pub = talker
+        .create_publisher::<Detection3DArray>("/harness/objects", QosProfile::default())
+        .unwrap();
 
     wait_for("subscribers to match", Duration::from_secs(20), || {
         talker.spin_once(Duration::from_millis(5));
@@ -84,7 +108,12 @@ fn pointcloud_and_own_message_round_trip() {
     cloud.fields = ["x", "y", "z"]
         .iter()
         .enumerate()
-        .map(|(i, n)| PointField { name: n.to_string(), offset: 4 * i as u32, datatype: 7, count: 1 })
+        .map(|(i, n)| PointField {
+            name: n.to_string(),
+            offset: 4 * i as u32,
+            datatype: 7,
+            count: 1,
+        })
         .collect();
     cloud.data = xyz.iter().flat_map(|v| v.to_le_bytes()).collect();
 
@@ -109,8 +138,11 @@ fn pointcloud_and_own_message_round_trip() {
         dets.next().now_or_never().flatten()
     });
     assert_eq!(got_cloud, cloud);
-    let floats: Vec<f32> =
-        got_cloud.data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let floats: Vec<f32> = got_cloud
+        .data
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
     assert_eq!(floats, xyz);
     assert_eq!(got_array, array);
     assert_eq!(got_array.detections[0].class_name, "car");

@@ -17,6 +17,9 @@ struct Args {
 fn main() -> std::process::ExitCode {
     altermoma::logging::init();
     let args = Args::parse();
-    eprintln!("bevfusion_node: not implemented yet (issue #7); params file {}", args.params_file.display());
+    eprintln!(
+        "bevfusion_node: not implemented yet (issue #7); params file {}",
+        args.params_file.display()
+    );
     std::process::ExitCode::FAILURE
 }

@@ -181,7 +181,8 @@ pub const TABLE_NAMES: [&str; 13] = [
 
 fn read_table<T: DeserializeOwned>(dir: &Path, name: &str) -> Result<Vec<T>> {
     let path = dir.join(format!("{name}.json"));
-    let file = std::fs::File::open(&path).with_context(|| format!("opening nuScenes table {}", path.display()))?;
+    let file = std::fs::File::open(&path)
+        .with_context(|| format!("opening nuScenes table {}", path.display()))?;
     let reader = std::io::BufReader::new(file);
     let mut de = serde_json::Deserializer::from_reader(reader);
     serde_path_to_error::deserialize(&mut de)
@@ -193,7 +194,10 @@ impl NuScenesTables {
     pub fn load(dataroot: impl AsRef<Path>, version: &str) -> Result<Self> {
         let dir: PathBuf = dataroot.as_ref().join(version);
         if !dir.is_dir() {
-            anyhow::bail!("{} is not a nuScenes version folder (expected <dataroot>/{version}/*.json)", dir.display());
+            anyhow::bail!(
+                "{} is not a nuScenes version folder (expected <dataroot>/{version}/*.json)",
+                dir.display()
+            );
         }
         Ok(Self {
             attribute: read_table(&dir, "attribute")?,
@@ -215,16 +219,24 @@ impl NuScenesTables {
     /// Write every table to `<dataroot>/<version>/<table>.json`, each atomically.
     pub fn save(&self, dataroot: impl AsRef<Path>, version: &str) -> Result<()> {
         let dir = dataroot.as_ref().join(version);
-        let w = |name: &str, v: serde_json::Value| crate::io::write_json(dir.join(format!("{name}.json")), &v);
+        let w = |name: &str, v: serde_json::Value| {
+            crate::io::write_json(dir.join(format!("{name}.json")), &v)
+        };
         w("attribute", serde_json::to_value(&self.attribute)?)?;
-        w("calibrated_sensor", serde_json::to_value(&self.calibrated_sensor)?)?;
+        w(
+            "calibrated_sensor",
+            serde_json::to_value(&self.calibrated_sensor)?,
+        )?;
         w("category", serde_json::to_value(&self.category)?)?;
         w("ego_pose", serde_json::to_value(&self.ego_pose)?)?;
         w("instance", serde_json::to_value(&self.instance)?)?;
         w("log", serde_json::to_value(&self.log)?)?;
         w("map", serde_json::to_value(&self.map)?)?;
         w("sample", serde_json::to_value(&self.sample)?)?;
-        w("sample_annotation", serde_json::to_value(&self.sample_annotation)?)?;
+        w(
+            "sample_annotation",
+            serde_json::to_value(&self.sample_annotation)?,
+        )?;
         w("sample_data", serde_json::to_value(&self.sample_data)?)?;
         w("scene", serde_json::to_value(&self.scene)?)?;
         w("sensor", serde_json::to_value(&self.sensor)?)?;
@@ -249,14 +261,33 @@ macro_rules! has_token {
     ($($t:ty),*) => { $(impl HasToken for $t { fn token(&self) -> &str { &self.token } })* };
 }
 has_token!(
-    Attribute, CalibratedSensor, Category, EgoPose, Instance, Log, MapRecord, Sample, SampleAnnotation,
-    SampleData, Scene, Sensor, Visibility
+    Attribute,
+    CalibratedSensor,
+    Category,
+    EgoPose,
+    Instance,
+    Log,
+    MapRecord,
+    Sample,
+    SampleAnnotation,
+    SampleData,
+    Scene,
+    Sensor,
+    Visibility
 );
 
 impl<'a, T: HasToken> TokenIndex<'a, T> {
     pub fn new(table: &'static str, rows: &'a [T]) -> Self {
-        let by_token = rows.iter().enumerate().map(|(i, r)| (r.token(), i)).collect();
-        Self { table, rows, by_token }
+        let by_token = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.token(), i))
+            .collect();
+        Self {
+            table,
+            rows,
+            by_token,
+        }
     }
 
     /// The row with `token`, or an error naming the table and the token.
@@ -301,7 +332,11 @@ mod tests {
     fn empty_tables_round_trip_and_errors_name_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let mut t = NuScenesTables::default();
-        t.sensor.push(Sensor { token: "s1".into(), channel: "LIDAR_TOP".into(), modality: "lidar".into() });
+        t.sensor.push(Sensor {
+            token: "s1".into(),
+            channel: "LIDAR_TOP".into(),
+            modality: "lidar".into(),
+        });
         t.save(dir.path(), "v1.0-test").unwrap();
         let back = NuScenesTables::load(dir.path(), "v1.0-test").unwrap();
         assert_eq!(back, t);
@@ -311,15 +346,23 @@ mod tests {
         assert!(e.contains("sensor") && e.contains("nope"), "{e}");
 
         std::fs::write(dir.path().join("v1.0-test/scene.json"), "[{\"token\": 3}]").unwrap();
-        let e = NuScenesTables::load(dir.path(), "v1.0-test").unwrap_err().to_string();
+        let e = NuScenesTables::load(dir.path(), "v1.0-test")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("scene.json") && e.contains("token"), "{e}");
     }
 
     #[test]
     fn categories_map_like_the_devkit() {
-        assert_eq!(category_to_detection_name("human.pedestrian.police_officer"), Some("pedestrian"));
+        assert_eq!(
+            category_to_detection_name("human.pedestrian.police_officer"),
+            Some("pedestrian")
+        );
         assert_eq!(category_to_detection_name("vehicle.bus.bendy"), Some("bus"));
-        assert_eq!(category_to_detection_name("static_object.bicycle_rack"), None);
+        assert_eq!(
+            category_to_detection_name("static_object.bicycle_rack"),
+            None
+        );
         assert_eq!(category_to_detection_name("vehicle.emergency.police"), None);
     }
 }

@@ -47,7 +47,13 @@ mod tests {
 
     #[test]
     fn cells_round_trip() {
-        let g = BevGrid { x_min: -10.0, x_max: 10.0, y_min: -5.0, y_max: 5.0, resolution: 0.5 };
+        let g = BevGrid {
+            x_min: -10.0,
+            x_max: 10.0,
+            y_min: -5.0,
+            y_max: 5.0,
+            resolution: 0.5,
+        };
         assert_eq!((g.nx(), g.ny()), (40, 20));
         let (x, y) = g.center(3, 7);
         assert_eq!(g.cell(x, y), Some((3, 7)));

@@ -58,7 +58,12 @@ impl Box3D {
     /// The four ground-plane corners (x, y), counter-clockwise.
     pub fn bev_corners(&self) -> [[f64; 2]; 4] {
         let c = self.corners();
-        [[c[0][0], c[0][1]], [c[1][0], c[1][1]], [c[2][0], c[2][1]], [c[3][0], c[3][1]]]
+        [
+            [c[0][0], c[0][1]],
+            [c[1][0], c[1][1]],
+            [c[2][0], c[2][1]],
+            [c[3][0], c[3][1]],
+        ]
     }
 
     /// True when the point lies inside the box (boundary included).
@@ -69,7 +74,9 @@ impl Box3D {
         let lx = c * dx + s * dy;
         let ly = -s * dx + c * dy;
         let lz = p[2] - self.center[2];
-        lx.abs() <= self.size[1] / 2.0 && ly.abs() <= self.size[0] / 2.0 && lz.abs() <= self.size[2] / 2.0
+        lx.abs() <= self.size[1] / 2.0
+            && ly.abs() <= self.size[0] / 2.0
+            && lz.abs() <= self.size[2] / 2.0
     }
 
     /// The same box expressed in another frame: `iso` maps this box's frame into the target
@@ -95,7 +102,14 @@ mod tests {
     use std::f64::consts::FRAC_PI_2;
 
     fn unit_box(yaw: f64) -> Box3D {
-        Box3D { center: [1.0, 2.0, 0.5], size: [2.0, 4.0, 1.0], yaw, velocity: [1.0, 0.0], label: 0, score: 1.0 }
+        Box3D {
+            center: [1.0, 2.0, 0.5],
+            size: [2.0, 4.0, 1.0],
+            yaw,
+            velocity: [1.0, 0.0],
+            label: 0,
+            score: 1.0,
+        }
     }
 
     #[test]
@@ -112,14 +126,21 @@ mod tests {
         let b = unit_box(FRAC_PI_2);
         let c = b.corners();
         // front-left corner: +l/2 along heading (+y), +w/2 to the left (-x)
-        assert!((c[0][0] - 0.0).abs() < 1e-12 && (c[0][1] - 4.0).abs() < 1e-12, "{:?}", c[0]);
+        assert!(
+            (c[0][0] - 0.0).abs() < 1e-12 && (c[0][1] - 4.0).abs() < 1e-12,
+            "{:?}",
+            c[0]
+        );
         assert!(b.contains([1.0, 3.9, 0.5]));
         assert!(!b.contains([2.1, 2.0, 0.5]));
     }
 
     #[test]
     fn transform_rotates_heading_and_velocity() {
-        let iso = Isometry3::new(Vector3::new(10.0, 0.0, 0.0), Vector3::new(0.0, 0.0, FRAC_PI_2));
+        let iso = Isometry3::new(
+            Vector3::new(10.0, 0.0, 0.0),
+            Vector3::new(0.0, 0.0, FRAC_PI_2),
+        );
         let t = unit_box(0.0).transformed(&iso);
         assert!((t.center[0] - 8.0).abs() < 1e-12 && (t.center[1] - 1.0).abs() < 1e-12);
         assert!((t.yaw - FRAC_PI_2).abs() < 1e-12);

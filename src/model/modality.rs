@@ -11,9 +11,18 @@ pub struct ModalityMask {
 }
 
 impl ModalityMask {
-    pub const FUSION: Self = Self { camera: true, lidar: true };
-    pub const CAMERA_ONLY: Self = Self { camera: true, lidar: false };
-    pub const LIDAR_ONLY: Self = Self { camera: false, lidar: true };
+    pub const FUSION: Self = Self {
+        camera: true,
+        lidar: true,
+    };
+    pub const CAMERA_ONLY: Self = Self {
+        camera: true,
+        lidar: false,
+    };
+    pub const LIDAR_ONLY: Self = Self {
+        camera: false,
+        lidar: true,
+    };
 
     /// `fusion`, `camera_only`, `lidar_only` or `none`.
     pub fn name(&self) -> &'static str {
@@ -64,7 +73,10 @@ mod tests {
 
     #[test]
     fn groups_by_name_prefix() {
-        assert_eq!(Group::of_param("camera.backbone.conv1.weight"), Group::Camera);
+        assert_eq!(
+            Group::of_param("camera.backbone.conv1.weight"),
+            Group::Camera
+        );
         assert_eq!(Group::of_param("lidar.pfn.linear.weight"), Group::Lidar);
         assert_eq!(Group::of_param("fuser.conv.weight"), Group::Fusion);
         assert_eq!(Group::of_param("heads.det.heatmap.weight"), Group::Fusion);

@@ -34,6 +34,9 @@ pub fn ros_isolated(name: &str) -> bool {
         .args(["--exact", name, "--nocapture", "--test-threads=1"])
         .status()
         .expect("running tests/netns.sh");
-    assert!(status.success(), "test {name} failed inside the network namespace ({status})");
+    assert!(
+        status.success(),
+        "test {name} failed inside the network namespace ({status})"
+    );
     false
 }
