@@ -239,8 +239,8 @@ mod tests {
     fn counts_apply_and_round_trip() {
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let root = vs.root();
-        let w = root.var("camera.fc.weight", &[2, 3], nn::Init::Const(1.0));
-        let _b = root.var("lidar.fc.weight", &[4], nn::Init::Const(2.0));
+        let w = (&root / "camera" / "fc").var("weight", &[2, 3], nn::Init::Const(1.0));
+        let _b = (&root / "lidar" / "fc").var("weight", &[4], nn::Init::Const(2.0));
         let mut m = MaskSet::default();
         m.insert(
             "camera.fc.weight",
