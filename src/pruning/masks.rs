@@ -252,7 +252,7 @@ mod tests {
             Group::Lidar,
             Tensor::from_slice(&[0f32, 0., 0., 1.]),
         );
-        assert_eq!(m.violations(&vs), 5);
+        assert_eq!(m.violations(&vs), 6);
         m.apply(&vs).unwrap();
         assert_eq!(m.violations(&vs), 0);
         assert_eq!(w.sum(Kind::Float).double_value(&[]), 3.0);
