@@ -2,7 +2,7 @@
 //! compared with a closed-form computation written here in plain f64 arithmetic (no torch).
 
 use altermoma::model::{Group, ModalityMask};
-use altermoma::pruning::alter_eva::{alter_eva, AlterEvaConfig};
+use altermoma::pruning::alter_eva::alter_eva;
 use altermoma::pruning::altermoma::{altermoma, AlterMomaConfig};
 use altermoma::pruning::deci::deci;
 use altermoma::pruning::finetune::finetune;
@@ -321,7 +321,8 @@ fn altereva_and_algorithm_1_equal_closed_form() {
     let m = linear_toy(&w);
     let params = m.prunable_params(PrunableScope::Weights);
     let cfg = AlterMomaConfig {
-        eva: AlterEvaConfig { alpha, beta },
+        alpha,
+        beta,
         reactivation: ReactivationConfig {
             steps,
             lr,

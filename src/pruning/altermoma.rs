@@ -24,12 +24,26 @@ use super::threshold::global_mask;
 use super::Scores;
 
 /// AlterMOMA's options.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlterMomaConfig {
-    #[serde(flatten)]
-    pub eva: AlterEvaConfig,
+    /// Weight of DeCI (paper: 1).
+    pub alpha: f64,
+    /// Weight of ReRI (paper: 1); fusion parameters get beta/2 from each stage.
+    pub beta: f64,
     pub reactivation: ReactivationConfig,
+}
+
+impl Default for AlterMomaConfig {
+    fn default() -> Self {
+        Self { alpha: 1.0, beta: 1.0, reactivation: ReactivationConfig::default() }
+    }
+}
+
+impl AlterMomaConfig {
+    pub fn eva(&self) -> AlterEvaConfig {
+        AlterEvaConfig { alpha: self.alpha, beta: self.beta }
+    }
 }
 
 /// Everything AlterMOMA computed, for reports and tests.
@@ -75,7 +89,7 @@ pub fn altermoma_scores<M: PrunableModel + ?Sized>(
         data,
         &cfg.reactivation,
     )?;
-    let scores = alter_eva(params, &d, &lidar_stage.reri, &camera_stage.reri, &cfg.eva)?;
+    let scores = alter_eva(params, &d, &lidar_stage.reri, &camera_stage.reri, &cfg.eva())?;
     Ok(AlterMomaScores {
         deci: d,
         reactivation_losses: vec![

@@ -156,12 +156,12 @@ impl Validate for PruneConfig {
             "must be at least 1",
         )?;
         ensure(
-            self.altermoma.eva.alpha >= 0.0,
+            self.altermoma.alpha >= 0.0,
             "altermoma.alpha",
             "must be >= 0",
         )?;
         ensure(
-            self.altermoma.eva.beta >= 0.0,
+            self.altermoma.beta >= 0.0,
             "altermoma.beta",
             "must be >= 0",
         )?;
@@ -319,5 +319,29 @@ pub fn prune<M: PrunableModel + ?Sized>(
                 details,
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_pruning_configs_parse_and_validate() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/pruning");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let c: PruneConfig = crate::config::load_yaml(&p).unwrap_or_else(|e| panic!("{e}"));
+            assert!(c.sparsity > 0.0);
+            n += 1;
+        }
+        assert!(n >= 6);
+        let e = crate::config::parse_yaml::<PruneConfig>("method: snip\naltermoma:\n  alpha: 1\n  gamma: 2\n", std::path::Path::new("x.yaml")).unwrap_err();
+        assert!(e.to_string().contains("gamma"), "{e}");
+        let e = crate::config::parse_yaml::<PruneConfig>("method: snip\nsparsity: 1.5\n", std::path::Path::new("x.yaml")).unwrap_err();
+        assert_eq!(e.line(), Some(2));
+        let e = crate::config::parse_yaml::<PruneConfig>("method: magic\n", std::path::Path::new("x.yaml")).unwrap_err();
+        assert!(e.to_string().contains("magic"), "{e}");
     }
 }
