@@ -353,7 +353,7 @@ fn altereva_and_algorithm_1_equal_closed_form() {
         &to_scores(&d),
         &to_scores(&rl),
         &to_scores(&rc),
-        &cfg.eva,
+        &cfg.eva(),
     )
     .unwrap();
     for (k, v) in &want {
