@@ -3,5 +3,6 @@
 //! seeds over several training seeds, structured rows with measured latency; resumable cell
 //! by cell; `report.md` with a Table-1-shaped table and PNG plots.
 pub mod cells;
+pub mod latency;
 pub mod report;
 pub mod results;

@@ -36,13 +36,20 @@ pub struct AlterMomaConfig {
 
 impl Default for AlterMomaConfig {
     fn default() -> Self {
-        Self { alpha: 1.0, beta: 1.0, reactivation: ReactivationConfig::default() }
+        Self {
+            alpha: 1.0,
+            beta: 1.0,
+            reactivation: ReactivationConfig::default(),
+        }
     }
 }
 
 impl AlterMomaConfig {
     pub fn eva(&self) -> AlterEvaConfig {
-        AlterEvaConfig { alpha: self.alpha, beta: self.beta }
+        AlterEvaConfig {
+            alpha: self.alpha,
+            beta: self.beta,
+        }
     }
 }
 
@@ -89,7 +96,13 @@ pub fn altermoma_scores<M: PrunableModel + ?Sized>(
         data,
         &cfg.reactivation,
     )?;
-    let scores = alter_eva(params, &d, &lidar_stage.reri, &camera_stage.reri, &cfg.eva())?;
+    let scores = alter_eva(
+        params,
+        &d,
+        &lidar_stage.reri,
+        &camera_stage.reri,
+        &cfg.eva(),
+    )?;
     Ok(AlterMomaScores {
         deci: d,
         reactivation_losses: vec![

@@ -160,11 +160,7 @@ impl Validate for PruneConfig {
             "altermoma.alpha",
             "must be >= 0",
         )?;
-        ensure(
-            self.altermoma.beta >= 0.0,
-            "altermoma.beta",
-            "must be >= 0",
-        )?;
+        ensure(self.altermoma.beta >= 0.0, "altermoma.beta", "must be >= 0")?;
         ensure(
             self.altermoma.reactivation.lr > 0.0,
             "altermoma.reactivation.lr",
@@ -337,11 +333,23 @@ mod tests {
             n += 1;
         }
         assert!(n >= 6);
-        let e = crate::config::parse_yaml::<PruneConfig>("method: snip\naltermoma:\n  alpha: 1\n  gamma: 2\n", std::path::Path::new("x.yaml")).unwrap_err();
+        let e = crate::config::parse_yaml::<PruneConfig>(
+            "method: snip\naltermoma:\n  alpha: 1\n  gamma: 2\n",
+            std::path::Path::new("x.yaml"),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("gamma"), "{e}");
-        let e = crate::config::parse_yaml::<PruneConfig>("method: snip\nsparsity: 1.5\n", std::path::Path::new("x.yaml")).unwrap_err();
+        let e = crate::config::parse_yaml::<PruneConfig>(
+            "method: snip\nsparsity: 1.5\n",
+            std::path::Path::new("x.yaml"),
+        )
+        .unwrap_err();
         assert_eq!(e.line(), Some(2));
-        let e = crate::config::parse_yaml::<PruneConfig>("method: magic\n", std::path::Path::new("x.yaml")).unwrap_err();
+        let e = crate::config::parse_yaml::<PruneConfig>(
+            "method: magic\n",
+            std::path::Path::new("x.yaml"),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("magic"), "{e}");
     }
 }
