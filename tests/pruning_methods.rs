@@ -577,13 +577,11 @@ fn masks_survive_finetuning_with_adamw_weight_decay() {
         clip_grad_norm: 0.0,
         seed: 0,
     };
-    let data = ToyConvFusion::new(&BTreeMap::new(), 11).unwrap();
-    let mut src = data.batches(2, 5);
     let before: BTreeMap<String, Tensor> = named_vars(m.var_store())
         .into_iter()
         .map(|(k, v)| (k, v.copy()))
         .collect();
-    finetune(&mut m, &mut src, &fit, &mask).unwrap();
+    finetune(&mut m, &fit, &mask).unwrap();
     assert_eq!(mask.violations(m.var_store()), 0);
     let vars = named_vars(m.var_store());
     let mut kept_moved = false;
@@ -601,9 +599,7 @@ fn masks_survive_finetuning_with_adamw_weight_decay() {
     }
     assert!(kept_moved, "fine-tuning must train the kept weights");
     // Negative control: training without the mask revives pruned weights.
-    let mut src = data.batches(2, 6);
-    m.fit(&mut src, &FitConfig { steps: 5, ..fit }, None)
-        .unwrap();
+    m.fit(&FitConfig { steps: 5, ..fit }, None).unwrap();
     assert!(mask.violations(m.var_store()) > 0);
 }
 
@@ -618,12 +614,9 @@ fn imp_one_round_is_magnitude_pruning_and_rounds_rewind() {
         .map(|p| (p.name.clone(), init.get(&p.name).unwrap().abs()))
         .collect();
     let want = global_mask(&params, &mags, 0.8, None).unwrap();
-    let data = ToyConvFusion::new(&BTreeMap::new(), 2).unwrap();
-    let mut src = data.batches(2, 1);
     let one = imp(
         &mut m,
         &params,
-        &mut src,
         0.8,
         &ImpConfig {
             rounds: 1,
@@ -643,7 +636,7 @@ fn imp_one_round_is_magnitude_pruning_and_rounds_rewind() {
             ..Default::default()
         },
     };
-    let three = imp(&mut m, &params, &mut src, 0.8, &cfg).unwrap();
+    let three = imp(&mut m, &params, 0.8, &cfg).unwrap();
     let n = three.overall();
     assert_eq!(n.pruned, (0.8 * n.numel as f64).round() as i64);
     // Rewound: the survivors hold their theta_init values.

@@ -19,7 +19,7 @@ pub fn interleaved(
     let (mut ta, mut tb) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
     for i in 0..runs {
         // Alternate which goes first so neither always follows the other.
-        let mut time = |f: &mut dyn FnMut(), out: &mut Vec<f64>| {
+        let time = |f: &mut dyn FnMut(), out: &mut Vec<f64>| {
             let t0 = Instant::now();
             f();
             out.push(t0.elapsed().as_secs_f64() * 1e3);

@@ -7,17 +7,16 @@
 use anyhow::{bail, Result};
 
 use super::masks::MaskSet;
-use super::model_api::{BatchSource, FitConfig, PrunableModel};
+use super::model_api::{FitConfig, PrunableModel};
 
 /// Fine-tune `model` with `masks` held; errors if any pruned weight ends up nonzero.
 pub fn finetune<M: PrunableModel + ?Sized>(
     model: &mut M,
-    data: &mut dyn BatchSource<M::Batch>,
     cfg: &FitConfig,
     masks: &MaskSet,
 ) -> Result<()> {
     masks.apply(model.var_store())?;
-    model.fit(data, cfg, Some(masks))?;
+    model.fit(cfg, Some(masks))?;
     let bad = masks.violations(model.var_store());
     if bad > 0 {
         bail!(

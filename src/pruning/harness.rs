@@ -267,7 +267,7 @@ pub fn prune<M: PrunableModel + ?Sized>(
         Granularity::Weight => {
             let (masks, details) = match cfg.method {
                 Method::Imp => (
-                    imp(model, &params, data, cfg.sparsity, &cfg.imp)?,
+                    imp(model, &params, cfg.sparsity, &cfg.imp)?,
                     serde_json::Value::Null,
                 ),
                 Method::Synflow => {

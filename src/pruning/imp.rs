@@ -9,9 +9,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use super::masks::MaskSet;
-use super::model_api::{
-    named_vars, BatchSource, FitConfig, PrunableModel, PrunableParam, Snapshot,
-};
+use super::model_api::{named_vars, FitConfig, PrunableModel, PrunableParam, Snapshot};
 use super::threshold::global_mask;
 use super::Scores;
 
@@ -50,7 +48,6 @@ pub fn magnitude_scores<M: PrunableModel + ?Sized>(model: &M, params: &[Prunable
 pub fn imp<M: PrunableModel + ?Sized>(
     model: &mut M,
     params: &[PrunableParam],
-    data: &mut dyn BatchSource<M::Batch>,
     sparsity: f64,
     cfg: &ImpConfig,
 ) -> Result<MaskSet> {
@@ -70,7 +67,7 @@ pub fn imp<M: PrunableModel + ?Sized>(
         if r < rounds {
             let mut fit = cfg.retrain.clone();
             fit.seed = fit.seed.wrapping_add(r as u64);
-            model.fit(data, &fit, Some(&m))?;
+            model.fit(&fit, Some(&m))?;
         }
         mask = Some(m);
     }

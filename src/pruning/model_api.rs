@@ -12,8 +12,8 @@
 //!   [`ModalityMask`] (a masked branch contributes exactly zero BEV features);
 //! - [`PrunableModel::ones_batch`] + [`PrunableModel::output_sum`] give SynFlow's data-free
 //!   objective R = sum(output) of an eval-mode forward on an all-ones input;
-//! - [`PrunableModel::fit`] trains with the model's own trainer, re-applying a mask set after
-//!   every optimiser step (masked fine-tuning, IMP's retraining);
+//! - [`PrunableModel::fit`] trains on the model's training data with the model's own trainer,
+//!   keeping a mask set after every optimiser step (masked fine-tuning, IMP's retraining);
 //! - [`PrunableModel::channel_groups`] lists the coupled channel slots for structured pruning;
 //! - batches come from a [`BatchSource`] (any `FnMut() -> Result<Batch>` closure is one).
 
@@ -131,14 +131,9 @@ pub trait PrunableModel {
     /// Sum of every output of a forward pass (SynFlow's R), in train or eval mode.
     fn output_sum(&self, batch: &Self::Batch, mask: ModalityMask, train: bool) -> Result<Tensor>;
 
-    /// Train with the model's trainer; when `masks` is given, masked weights are zero after
-    /// every optimiser step.
-    fn fit(
-        &mut self,
-        data: &mut dyn BatchSource<Self::Batch>,
-        cfg: &FitConfig,
-        masks: Option<&MaskSet>,
-    ) -> Result<()>;
+    /// Train on the model's training data with the model's own trainer (fine-tuning, IMP's
+    /// retraining); when `masks` is given, masked weights are zero after every optimiser step.
+    fn fit(&mut self, cfg: &FitConfig, masks: Option<&MaskSet>) -> Result<()>;
 
     /// Coupled channel slots for structured pruning (empty: not supported by this model).
     fn channel_groups(&self) -> Vec<ChannelGroup> {

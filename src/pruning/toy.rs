@@ -18,7 +18,7 @@ use tch::nn::{self, Module, ModuleT, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
 use super::masks::MaskSet;
-use super::model_api::{BatchSource, ChannelGroup, ChannelMember, FitConfig, PrunableModel};
+use super::model_api::{ChannelGroup, ChannelMember, FitConfig, PrunableModel};
 
 /// One batch of a toy model: camera input, LiDAR input, regression target.
 #[derive(Debug)]
@@ -37,6 +37,9 @@ impl ToyBatch {
         }
     }
 }
+
+/// Samples per training batch of the toy models' [`PrunableModel::fit`].
+pub const TOY_BATCH: i64 = 4;
 
 /// Sizes of [`ToyFusion`].
 #[derive(Clone, Debug)]
@@ -158,10 +161,11 @@ impl ToyFusion {
 }
 
 /// Minimal masked Adam(W) loop of the toy models (stands in for the real trainer).
+/// Batch `i` of a run comes from `batch(i)`.
 fn toy_fit(
     vs: &nn::VarStore,
     loss: &dyn Fn(&ToyBatch) -> Result<Tensor>,
-    data: &mut dyn BatchSource<ToyBatch>,
+    batch: &dyn Fn(i64) -> ToyBatch,
     cfg: &FitConfig,
     masks: Option<&MaskSet>,
 ) -> Result<()> {
@@ -173,8 +177,8 @@ fn toy_fit(
     if let Some(m) = masks {
         m.apply(vs)?;
     }
-    for _ in 0..cfg.steps {
-        let b = data.next_batch()?;
+    for i in 0..cfg.steps {
+        let b = batch(i as i64);
         let l = loss(&b)?;
         opt.zero_grad();
         l.backward();
@@ -217,17 +221,14 @@ impl PrunableModel for ToyFusion {
         Ok(self.forward(b, mask).sum(self.cfg.kind))
     }
 
-    fn fit(
-        &mut self,
-        data: &mut dyn BatchSource<ToyBatch>,
-        cfg: &FitConfig,
-        masks: Option<&MaskSet>,
-    ) -> Result<()> {
+    /// Trains on seeded random batches (`TOY_BATCH` samples, seeds from `cfg.seed`).
+    fn fit(&mut self, cfg: &FitConfig, masks: Option<&MaskSet>) -> Result<()> {
         let me = &*self;
+        let seed = 1_000_000 + cfg.seed as i64 * 100_003;
         toy_fit(
             &me.vs,
             &|b| me.loss(b, ModalityMask::FUSION),
-            data,
+            &|i| me.random_batch(TOY_BATCH, seed + i),
             cfg,
             masks,
         )
@@ -442,17 +443,14 @@ impl PrunableModel for ToyConvFusion {
         Ok(self.forward_t(b, mask, train).sum(Kind::Float))
     }
 
-    fn fit(
-        &mut self,
-        data: &mut dyn BatchSource<ToyBatch>,
-        cfg: &FitConfig,
-        masks: Option<&MaskSet>,
-    ) -> Result<()> {
+    /// Trains on seeded random batches (`TOY_BATCH` samples, seeds from `cfg.seed`).
+    fn fit(&mut self, cfg: &FitConfig, masks: Option<&MaskSet>) -> Result<()> {
         let me = &*self;
+        let seed = 1_000_000 + cfg.seed as i64 * 100_003;
         toy_fit(
             &me.vs,
             &|b| me.loss(b, ModalityMask::FUSION),
-            data,
+            &|i| me.random_batch(TOY_BATCH, seed + i),
             cfg,
             masks,
         )
