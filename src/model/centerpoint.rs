@@ -1,0 +1,339 @@
+//! CenterPoint-style detection head: class heatmaps (Gaussian focal loss) and, at each object
+//! centre cell, a 10-code box regression (L1): centre offset x/y inside the cell, z, log
+//! width/length/height, sin/cos yaw, velocity x/y. Decoding: 3x3 peak extraction, top-k over
+//! classes and cells, score threshold, circle NMS per class.
+//!
+//! Width slots: `heads.det.shared`, `heads.det.<branch>.0` (not prunable: the output convs,
+//! whose channels are classes and box codes).
+
+use crate::classes::DETECTION_CLASSES;
+use crate::geometry::{BevGrid, Box3D};
+use crate::model::channels::{ChannelSpec, Slots};
+use crate::model::circle_nms::circle_nms;
+use crate::model::config::CenterPointConfig;
+use crate::model::layers::{ConvBn, ConvOpts};
+use crate::model::resnet::path_name;
+use tch::{nn, Kind, Tensor};
+
+/// Box codes per object.
+pub const CODE_SIZE: usize = 10;
+
+/// Regression branches and their channels, in code order.
+pub const BRANCHES: [(&str, i64); 5] = [("reg", 2), ("height", 1), ("dim", 3), ("rot", 2), ("vel", 2)];
+
+/// Raw head outputs.
+#[derive(Debug)]
+pub struct DetOutput {
+    /// Class logits `[B, classes, NX, NY]`.
+    pub heatmap: Tensor,
+    /// Box codes `[B, 10, NX, NY]`.
+    pub codes: Tensor,
+}
+
+#[derive(Debug)]
+pub struct CenterPointHead {
+    shared: ConvBn,
+    heatmap: (ConvBn, ConvBn),
+    branches: Vec<(ConvBn, ConvBn)>,
+}
+
+impl CenterPointHead {
+    pub fn new(p: &nn::Path, cfg: &CenterPointConfig, input: &ChannelSpec, slots: &mut Slots) -> Self {
+        let prefix = path_name(p);
+        let s_shared = format!("{prefix}.shared");
+        let ws = slots.width(&s_shared, cfg.shared_channels);
+        let shared = ConvBn::new(&(p / "shared"), input, ws, Some(&s_shared), ConvOpts::cbr(3, 1), slots);
+        let shared_spec = ChannelSpec::slot(&s_shared, ws);
+        let branch = |name: &str, out: i64, slots: &mut Slots| {
+            let s = format!("{prefix}.{name}.0");
+            let w = slots.width(&s, cfg.head_channels);
+            let c0 = ConvBn::new(&(p / name / 0), &shared_spec, w, Some(&s), ConvOpts::cbr(3, 1), slots);
+            let c1 = ConvBn::new(&(p / name / 1), &ChannelSpec::slot(&s, w), out, None, ConvOpts::plain(1), slots);
+            (c0, c1)
+        };
+        let heatmap = branch("heatmap", DETECTION_CLASSES.len() as i64, slots);
+        // Prior probability 0.1 per cell, as in CenterNet/CenterPoint.
+        heatmap.1.init_bias(-2.19);
+        let branches = BRANCHES.iter().map(|(n, c)| branch(n, *c, slots)).collect();
+        Self { shared, heatmap, branches }
+    }
+
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> DetOutput {
+        let s = self.shared.forward_t(x, train);
+        let heatmap = self.heatmap.1.forward_t(&self.heatmap.0.forward_t(&s, train), train);
+        let codes: Vec<Tensor> = self.branches.iter().map(|(a, b)| b.forward_t(&a.forward_t(&s, train), train)).collect();
+        DetOutput { heatmap, codes: Tensor::cat(&codes, 1) }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Targets
+
+/// Detection targets of one frame, host-side.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FrameDetTargets {
+    /// `[classes, NX, NY]`.
+    pub heatmap: Vec<f32>,
+    /// `[max_objects]` flattened cell index `i * NY + j`.
+    pub ind: Vec<i64>,
+    /// `[max_objects, 10]` codes.
+    pub codes: Vec<f32>,
+    /// `[max_objects, 10]` per-code weight (0 for padding and unknown velocity).
+    pub weights: Vec<f32>,
+}
+
+/// CenterNet's Gaussian radius for a box of `height x width` cells at IoU `min_overlap`.
+pub fn gaussian_radius(height: f64, width: f64, min_overlap: f64) -> f64 {
+    let b1 = height + width;
+    let c1 = width * height * (1.0 - min_overlap) / (1.0 + min_overlap);
+    let r1 = (b1 + (b1 * b1 - 4.0 * c1).max(0.0).sqrt()) / 2.0;
+    let b2 = 2.0 * (height + width);
+    let c2 = (1.0 - min_overlap) * width * height;
+    let r2 = (b2 + (b2 * b2 - 16.0 * c2).max(0.0).sqrt()) / 2.0;
+    let a3 = 4.0 * min_overlap;
+    let b3 = -2.0 * min_overlap * (height + width);
+    let c3 = (min_overlap - 1.0) * width * height;
+    let r3 = (b3 + (b3 * b3 - 4.0 * a3 * c3).max(0.0).sqrt()) / 2.0;
+    r1.min(r2).min(r3)
+}
+
+fn draw_gaussian(hm: &mut [f32], nx: usize, ny: usize, ci: usize, cj: usize, radius: i64) {
+    let sigma = (2 * radius + 1) as f64 / 6.0;
+    let (ci, cj) = (ci as i64, cj as i64);
+    for di in -radius..=radius {
+        for dj in -radius..=radius {
+            let (i, j) = (ci + di, cj + dj);
+            if i < 0 || j < 0 || i >= nx as i64 || j >= ny as i64 {
+                continue;
+            }
+            let g = (-((di * di + dj * dj) as f64) / (2.0 * sigma * sigma)).exp() as f32;
+            let cell = &mut hm[i as usize * ny + j as usize];
+            if g > *cell {
+                *cell = g;
+            }
+        }
+    }
+}
+
+/// Encode the boxes of one frame (already in the model's LiDAR frame) on `grid`.
+pub fn encode_targets(boxes: &[Box3D], cfg: &CenterPointConfig, grid: &BevGrid) -> FrameDetTargets {
+    let (nx, ny) = (grid.nx(), grid.ny());
+    let nc = DETECTION_CLASSES.len();
+    let m = cfg.max_objects;
+    let mut t = FrameDetTargets {
+        heatmap: vec![0.0; nc * nx * ny],
+        ind: vec![0; m],
+        codes: vec![0.0; m * CODE_SIZE],
+        weights: vec![0.0; m * CODE_SIZE],
+    };
+    let mut k = 0;
+    for b in boxes {
+        if k >= m || b.label >= nc {
+            continue;
+        }
+        let fx = (b.center[0] - grid.x_min) / grid.resolution;
+        let fy = (b.center[1] - grid.y_min) / grid.resolution;
+        if !(fx >= 0.0 && fy >= 0.0) || fx >= nx as f64 || fy >= ny as f64 {
+            continue;
+        }
+        let (i, j) = (fx as usize, fy as usize);
+        let [w, l, h] = b.size;
+        if !(w > 0.0 && l > 0.0 && h > 0.0) {
+            continue;
+        }
+        let r = gaussian_radius(l / grid.resolution, w / grid.resolution, cfg.gaussian_overlap);
+        let r = (r as i64).max(cfg.min_radius);
+        draw_gaussian(&mut t.heatmap[b.label * nx * ny..(b.label + 1) * nx * ny], nx, ny, i, j, r);
+        t.ind[k] = (i * ny + j) as i64;
+        let vel_ok = b.velocity[0].is_finite() && b.velocity[1].is_finite();
+        let codes = [
+            fx - i as f64,
+            fy - j as f64,
+            b.center[2],
+            w.ln(),
+            l.ln(),
+            h.ln(),
+            b.yaw.sin(),
+            b.yaw.cos(),
+            if vel_ok { b.velocity[0] } else { 0.0 },
+            if vel_ok { b.velocity[1] } else { 0.0 },
+        ];
+        for c in 0..CODE_SIZE {
+            t.codes[k * CODE_SIZE + c] = codes[c] as f32;
+            let known = c < 8 || vel_ok;
+            t.weights[k * CODE_SIZE + c] = if known { cfg.code_weights[c] as f32 } else { 0.0 };
+        }
+        k += 1;
+    }
+    t
+}
+
+/// Detection targets of a batch, on the model's device.
+#[derive(Debug)]
+pub struct DetTargets {
+    pub heatmap: Tensor,
+    pub ind: Tensor,
+    pub codes: Tensor,
+    pub weights: Tensor,
+    /// Number of objects in the batch (f32 scalar).
+    pub num_objects: Tensor,
+}
+
+impl DetTargets {
+    pub fn stack(frames: &[FrameDetTargets], grid: &BevGrid, max_objects: usize, device: tch::Device) -> Self {
+        let b = frames.len() as i64;
+        let (nx, ny) = (grid.nx() as i64, grid.ny() as i64);
+        let nc = DETECTION_CLASSES.len() as i64;
+        let m = max_objects as i64;
+        let cat = |f: &dyn Fn(&FrameDetTargets) -> &[f32]| -> Vec<f32> { frames.iter().flat_map(|t| f(t).iter().copied()).collect() };
+        let heatmap = Tensor::from_slice(&cat(&|t| &t.heatmap)).view([b, nc, nx, ny]).to_device(device);
+        let ind: Vec<i64> = frames.iter().flat_map(|t| t.ind.iter().copied()).collect();
+        let ind = Tensor::from_slice(&ind).view([b, m]).to_device(device);
+        let codes = Tensor::from_slice(&cat(&|t| &t.codes)).view([b, m, CODE_SIZE as i64]).to_device(device);
+        let weights = Tensor::from_slice(&cat(&|t| &t.weights)).view([b, m, CODE_SIZE as i64]).to_device(device);
+        let n: usize = frames.iter().map(|t| t.weights.chunks(CODE_SIZE).filter(|w| w[0] > 0.0).count()).sum();
+        Self { heatmap, ind, codes, weights, num_objects: Tensor::from(n as f32).to_device(device) }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Loss
+
+/// CenterNet's Gaussian focal loss, normalised by the number of objects.
+pub fn gaussian_focal_loss(logits: &Tensor, target: &Tensor, num_objects: &Tensor) -> Tensor {
+    let logits = logits.to_kind(Kind::Float);
+    let pos = target.eq(1.0).to_kind(Kind::Float);
+    let neg_w = (-target + 1.0).pow_tensor_scalar(4) * (-&pos + 1.0);
+    let log_p = logits.log_sigmoid();
+    let log_1mp = (-&logits).log_sigmoid();
+    let p = logits.sigmoid();
+    let pos_loss = (log_p * (-&p + 1.0).square() * &pos).sum(Kind::Float);
+    let neg_loss = (log_1mp * p.square() * neg_w).sum(Kind::Float);
+    -(pos_loss + neg_loss) / num_objects.clamp_min(1.0)
+}
+
+/// Gather `[B, C, NX, NY]` maps at flattened cells `ind` `[B, M]` -> `[B, M, C]`.
+pub fn gather_cells(map: &Tensor, ind: &Tensor) -> Tensor {
+    let s = map.size();
+    let (b, c) = (s[0], s[1]);
+    let flat = map.reshape([b, c, -1]);
+    let idx = ind.unsqueeze(1).expand([b, c, ind.size()[1]], false);
+    flat.gather(2, &idx, false).permute([0, 2, 1])
+}
+
+/// `(heatmap loss, box loss)`.
+pub fn losses(out: &DetOutput, t: &DetTargets) -> (Tensor, Tensor) {
+    let hm = gaussian_focal_loss(&out.heatmap, &t.heatmap, &t.num_objects);
+    let pred = gather_cells(&out.codes.to_kind(Kind::Float), &t.ind);
+    let l1 = ((pred - &t.codes).abs() * &t.weights).sum(Kind::Float) / (t.num_objects.shallow_clone() + 1e-4);
+    (hm, l1)
+}
+
+// ------------------------------------------------------------------------------------------
+// Decoding
+
+/// Decode detections per frame (boxes in the model's LiDAR frame, sorted by score).
+pub fn decode(out: &DetOutput, cfg: &CenterPointConfig, grid: &BevGrid) -> Vec<Vec<Box3D>> {
+    tch::no_grad(|| {
+        let heat = out.heatmap.to_kind(Kind::Float).sigmoid();
+        let hmax = heat.max_pool2d([3, 3], [1, 1], [1, 1], [1, 1], false);
+        let heat = &heat * heat.eq_tensor(&hmax).to_kind(Kind::Float);
+        let s = heat.size();
+        let (b, nc, nx, ny) = (s[0], s[1], s[2], s[3]);
+        let cells = nx * ny;
+        let k = cfg.pre_max.min(nc * cells);
+        let (scores, idx) = heat.reshape([b, -1]).topk(k, 1, true, true);
+        let cls = idx.divide_scalar_mode(cells, "floor");
+        let cell = idx.remainder(cells);
+        let codes = gather_cells(&out.codes.to_kind(Kind::Float), &cell);
+        let scores = Vec::<f32>::try_from(scores.to_device(tch::Device::Cpu).reshape([-1])).unwrap_or_default();
+        let cls = Vec::<i64>::try_from(cls.to_device(tch::Device::Cpu).reshape([-1])).unwrap_or_default();
+        let cell = Vec::<i64>::try_from(cell.to_device(tch::Device::Cpu).reshape([-1])).unwrap_or_default();
+        let codes = Vec::<f32>::try_from(codes.to_device(tch::Device::Cpu).reshape([-1])).unwrap_or_default();
+        let mut frames = Vec::with_capacity(b as usize);
+        for bi in 0..b as usize {
+            let mut boxes = Vec::new();
+            for r in 0..k as usize {
+                let q = bi * k as usize + r;
+                let score = scores[q] as f64;
+                if score < cfg.score_threshold {
+                    break; // sorted
+                }
+                let c = &codes[q * CODE_SIZE..(q + 1) * CODE_SIZE];
+                let (i, j) = (cell[q] / ny, cell[q] % ny);
+                let x = grid.x_min + (i as f64 + c[0] as f64) * grid.resolution;
+                let y = grid.y_min + (j as f64 + c[1] as f64) * grid.resolution;
+                let size = [c[3] as f64, c[4] as f64, c[5] as f64].map(|v| v.clamp(-5.0, 5.0).exp());
+                boxes.push(Box3D {
+                    center: [x, y, c[2] as f64],
+                    size,
+                    yaw: (c[6] as f64).atan2(c[7] as f64),
+                    velocity: [c[8] as f64, c[9] as f64],
+                    label: cls[q] as usize,
+                    score,
+                });
+            }
+            let keep = circle_nms(&boxes, &cfg.nms_radius);
+            let mut kept: Vec<Box3D> = keep.into_iter().map(|i| boxes[i].clone()).collect();
+            kept.truncate(cfg.post_max);
+            frames.push(kept);
+        }
+        frames
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> CenterPointConfig {
+        serde_yaml::from_str("type: centerpoint\nshared_channels: 8\nhead_channels: 8\nmax_objects: 4\n").unwrap()
+    }
+
+    #[test]
+    fn targets_decode_back_to_the_boxes() {
+        let grid = BevGrid { x_min: -8.0, x_max: 8.0, y_min: -8.0, y_max: 8.0, resolution: 0.5 };
+        let c = cfg();
+        let boxes = vec![
+            Box3D { center: [2.3, -1.1, 0.4], size: [1.9, 4.5, 1.6], yaw: 0.7, velocity: [1.0, -2.0], label: 0, score: 1.0 },
+            Box3D { center: [-5.2, 6.6, 0.1], size: [0.6, 0.7, 1.8], yaw: -2.0, velocity: [f64::NAN; 2], label: 8, score: 1.0 },
+        ];
+        let t = encode_targets(&boxes, &c, &grid);
+        let (nx, ny) = (grid.nx(), grid.ny());
+        // the heatmap peaks at 1 exactly at the centre cells
+        let i0 = t.ind[0] as usize;
+        assert_eq!(t.heatmap[i0], 1.0);
+        assert_eq!(t.heatmap[8 * nx * ny + t.ind[1] as usize], 1.0);
+        assert_eq!(t.weights[CODE_SIZE + 8], 0.0, "unknown velocity is not trained");
+        // feed the targets back as "perfect" outputs: logits +/-, codes at every cell
+        let dt = DetTargets::stack(&[t.clone()], &grid, c.max_objects, tch::Device::Cpu);
+        let logits = (dt.heatmap.eq(1.0).to_kind(Kind::Float) * 20.0) - 10.0;
+        let codes = Tensor::zeros([1, 10, nx as i64, ny as i64], (Kind::Float, tch::Device::Cpu));
+        let flat = codes.view([10, -1]);
+        for k in 0..2 {
+            let col = Tensor::from_slice(&t.codes[k * 10..(k + 1) * 10]);
+            flat.select(1, t.ind[k]).copy_(&col);
+        }
+        let out = DetOutput { heatmap: logits, codes };
+        let dec = decode(&out, &c, &grid);
+        assert_eq!(dec[0].len(), 2);
+        for g in &boxes {
+            let d = dec[0].iter().find(|d| d.label == g.label).expect("class decoded");
+            for a in 0..3 {
+                assert!((d.center[a] - g.center[a]).abs() < 1e-4, "{d:?} {g:?}");
+                assert!((d.size[a] - g.size[a]).abs() < 1e-4);
+            }
+            assert!((d.yaw - g.yaw).abs() < 1e-4);
+        }
+        let (hm, l1) = losses(&out, &dt);
+        assert!(f64::try_from(&hm).unwrap() < 1e-3);
+        assert!(f64::try_from(&l1).unwrap() < 1e-5);
+    }
+
+    #[test]
+    fn radius_grows_with_size() {
+        let a = gaussian_radius(4.0, 4.0, 0.1);
+        let b = gaussian_radius(20.0, 8.0, 0.1);
+        assert!(a > 0.0 && b > a, "{a} {b}");
+    }
+}
