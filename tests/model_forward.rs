@@ -21,9 +21,18 @@ fn forward_loss_and_gradients_reach_every_group() {
     let out = model.forward(&batch, ModalityMask::FUSION, true);
     let g = cfg.bev.grid();
     let (cc, lc) = model.bev_channels();
-    assert_eq!(out.camera_bev.size(), vec![2, cc, g.nx() as i64, g.ny() as i64]);
-    assert_eq!(out.lidar_bev.size(), vec![2, lc, g.nx() as i64, g.ny() as i64]);
-    assert_eq!(out.det.as_ref().unwrap().heatmap.size(), vec![2, 10, 64, 64]);
+    assert_eq!(
+        out.camera_bev.size(),
+        vec![2, cc, g.nx() as i64, g.ny() as i64]
+    );
+    assert_eq!(
+        out.lidar_bev.size(),
+        vec![2, lc, g.nx() as i64, g.ny() as i64]
+    );
+    assert_eq!(
+        out.det.as_ref().unwrap().heatmap.size(),
+        vec![2, 10, 64, 64]
+    );
     assert_eq!(out.seg.as_ref().unwrap().size(), vec![2, 6, 64, 64]);
     // both branches really produce something
     assert!(f64::try_from(out.camera_bev.abs().sum(Kind::Float)).unwrap() > 0.0);
@@ -42,12 +51,18 @@ fn forward_loss_and_gradients_reach_every_group() {
         *per_group.entry(Group::of_param(name)).or_insert(0usize) += 1;
     }
     for g in Group::ALL {
-        assert!(per_group.get(&g).copied().unwrap_or(0) > 0, "group {g:?} has no parameters");
+        assert!(
+            per_group.get(&g).copied().unwrap_or(0) > 0,
+            "group {g:?} has no parameters"
+        );
     }
     // every variable belongs to a known part
     for name in vs.variables().keys() {
         let first = name.split('.').next().unwrap();
-        assert!(["camera", "lidar", "fuser", "decoder", "heads"].contains(&first), "{name}");
+        assert!(
+            ["camera", "lidar", "fuser", "decoder", "heads"].contains(&first),
+            "{name}"
+        );
     }
 }
 
@@ -61,13 +76,19 @@ fn masking_a_branch_zeroes_its_bev_features_exactly() {
     let batch = Batch::from_frames(&frames, &cfg, Device::Cpu).unwrap();
 
     let cam_only = model.forward(&batch, ModalityMask::CAMERA_ONLY, true);
-    assert_eq!(f64::try_from(cam_only.lidar_bev.abs().sum(Kind::Float)).unwrap(), 0.0);
+    assert_eq!(
+        f64::try_from(cam_only.lidar_bev.abs().sum(Kind::Float)).unwrap(),
+        0.0
+    );
     assert!(f64::try_from(cam_only.camera_bev.abs().sum(Kind::Float)).unwrap() > 0.0);
     let (loss, _) = model.loss(&cam_only, &batch).unwrap();
     loss.backward();
     for (name, p) in trainable_parameters(&vs, Some(Group::Lidar)) {
         let g = p.grad();
-        assert!(!g.defined() || f64::try_from(g.abs().sum(Kind::Float)).unwrap() == 0.0, "{name} got gradient");
+        assert!(
+            !g.defined() || f64::try_from(g.abs().sum(Kind::Float)).unwrap() == 0.0,
+            "{name} got gradient"
+        );
     }
     for (_, p) in trainable_parameters(&vs, None) {
         let mut g = p.grad();
@@ -76,7 +97,10 @@ fn masking_a_branch_zeroes_its_bev_features_exactly() {
         }
     }
     let lidar_only = model.forward(&batch, ModalityMask::LIDAR_ONLY, false);
-    assert_eq!(f64::try_from(lidar_only.camera_bev.abs().sum(Kind::Float)).unwrap(), 0.0);
+    assert_eq!(
+        f64::try_from(lidar_only.camera_bev.abs().sum(Kind::Float)).unwrap(),
+        0.0
+    );
     assert!(f64::try_from(lidar_only.lidar_bev.abs().sum(Kind::Float)).unwrap() > 0.0);
 
     // sensor drop-out inside a frame: no images / no points -> that branch is zero there
@@ -87,9 +111,15 @@ fn masking_a_branch_zeroes_its_bev_features_exactly() {
     f[1].points = None;
     let b2 = Batch::from_frames(&f, &cfg, Device::Cpu).unwrap();
     let out = tch::no_grad(|| model.forward(&b2, ModalityMask::FUSION, false));
-    assert_eq!(f64::try_from(out.camera_bev.get(0).abs().sum(Kind::Float)).unwrap(), 0.0);
+    assert_eq!(
+        f64::try_from(out.camera_bev.get(0).abs().sum(Kind::Float)).unwrap(),
+        0.0
+    );
     assert!(f64::try_from(out.camera_bev.get(1).abs().sum(Kind::Float)).unwrap() > 0.0);
-    assert_eq!(f64::try_from(out.lidar_bev.get(1).abs().sum(Kind::Float)).unwrap(), 0.0);
+    assert_eq!(
+        f64::try_from(out.lidar_bev.get(1).abs().sum(Kind::Float)).unwrap(),
+        0.0
+    );
     assert!(f64::try_from(out.lidar_bev.get(0).abs().sum(Kind::Float)).unwrap() > 0.0);
 }
 
@@ -100,7 +130,17 @@ fn data_free_batch_flops_and_decode() {
     assert!(batch.targets.is_none());
     assert_eq!(batch.num_cameras, cfg.camera.default_rig.num_cameras);
     let r = flops::count(&cfg, ModalityMask::FUSION).unwrap();
-    for part in ["camera.backbone", "camera.neck", "camera.vtransform", "lidar.encoder", "lidar.backbone", "fuser", "decoder.backbone", "heads.det", "heads.seg"] {
+    for part in [
+        "camera.backbone",
+        "camera.neck",
+        "camera.vtransform",
+        "lidar.encoder",
+        "lidar.backbone",
+        "fuser",
+        "decoder.backbone",
+        "heads.det",
+        "heads.seg",
+    ] {
         assert!(r.get(part) > 0.0, "{part}: {r:?}");
     }
     let lidar_only = flops::count(&cfg, ModalityMask::LIDAR_ONLY).unwrap();
@@ -110,7 +150,11 @@ fn data_free_batch_flops_and_decode() {
     let g = cfg.bev.grid();
     let fuser_in = cfg.camera.vtransform.channels + cfg.lidar.neck.channels.iter().sum::<i64>();
     let expect = 2.0 * (g.nx() * g.ny()) as f64 * (fuser_in * cfg.fuser.channels * 9) as f64 / 1e9;
-    assert!((r.get("fuser") - expect).abs() < 1e-12, "{} vs {expect}", r.get("fuser"));
+    assert!(
+        (r.get("fuser") - expect).abs() < 1e-12,
+        "{} vs {expect}",
+        r.get("fuser")
+    );
 
     tch::manual_seed(3);
     let m = LoadedModel::new(&cfg, Device::Cpu).unwrap();
@@ -122,7 +166,10 @@ fn data_free_batch_flops_and_decode() {
         assert!(d.windows(2).all(|w| w[0].score >= w[1].score));
     }
     let probs = m.model.seg_probs(&out).unwrap();
-    let (lo, hi) = (f64::try_from(probs.min()).unwrap(), f64::try_from(probs.max()).unwrap());
+    let (lo, hi) = (
+        f64::try_from(probs.min()).unwrap(),
+        f64::try_from(probs.max()).unwrap(),
+    );
     assert!(lo >= 0.0 && hi <= 1.0);
 }
 
@@ -138,8 +185,15 @@ fn channel_groups_rebuild_a_physically_smaller_model() {
     for g in &groups {
         assert!(!g.members.is_empty(), "{}", g.slot);
         for m in &g.members {
-            let v = vars.get(&m.param).unwrap_or_else(|| panic!("{} names missing {}", g.slot, m.param));
-            assert!(m.offset + g.size <= v.size()[m.dim], "{} / {}", g.slot, m.param);
+            let v = vars
+                .get(&m.param)
+                .unwrap_or_else(|| panic!("{} names missing {}", g.slot, m.param));
+            assert!(
+                m.offset + g.size <= v.size()[m.dim],
+                "{} / {}",
+                g.slot,
+                m.param
+            );
         }
     }
     // keep the first half of every slot's channels (at least 1)
@@ -153,11 +207,16 @@ fn channel_groups_rebuild_a_physically_smaller_model() {
     for g in &groups {
         let keep = (g.size / 2).max(1);
         for m in &g.members {
-            removed.entry((m.param.clone(), m.dim)).or_default().extend(m.offset + keep..m.offset + g.size);
+            removed
+                .entry((m.param.clone(), m.dim))
+                .or_default()
+                .extend(m.offset + keep..m.offset + g.size);
         }
     }
-    let mut sliced: std::collections::BTreeMap<String, Tensor> =
-        vars.iter().map(|(k, v)| (k.clone(), v.detach().copy())).collect();
+    let mut sliced: std::collections::BTreeMap<String, Tensor> = vars
+        .iter()
+        .map(|(k, v)| (k.clone(), v.detach().copy()))
+        .collect();
     for ((param, dim), gone) in &removed {
         let t = &sliced[param];
         let idx: Vec<i64> = (0..t.size()[*dim]).filter(|i| !gone.contains(i)).collect();
@@ -168,13 +227,25 @@ fn channel_groups_rebuild_a_physically_smaller_model() {
     let mut ck = altermoma::checkpoint::Checkpoint::new();
     ck.tensors = sliced;
     ck.load_into_var_store(&mut small.vs, &[]).unwrap();
-    let n_small: i64 = small.vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
-    let n_dense: i64 = dense.vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+    let n_small: i64 = small
+        .vs
+        .trainable_variables()
+        .iter()
+        .map(|t| t.numel() as i64)
+        .sum();
+    let n_dense: i64 = dense
+        .vs
+        .trainable_variables()
+        .iter()
+        .map(|t| t.numel() as i64)
+        .sum();
     assert!(n_small * 3 < n_dense, "{n_small} vs {n_dense}");
     let batch = Batch::from_frames(&model_support::frames(5, 1), &small_cfg, Device::Cpu).unwrap();
     let out = tch::no_grad(|| small.model.forward(&batch, ModalityMask::FUSION, false));
     assert_eq!(out.det.unwrap().heatmap.size(), vec![1, 10, 64, 64]);
-    let f_small = flops::count(&small_cfg, ModalityMask::FUSION).unwrap().total();
+    let f_small = flops::count(&small_cfg, ModalityMask::FUSION)
+        .unwrap()
+        .total();
     let f_dense = flops::count(&cfg, ModalityMask::FUSION).unwrap().total();
     assert!(f_small < 0.5 * f_dense, "{f_small} vs {f_dense}");
 }

@@ -44,7 +44,10 @@ fn killed_and_resumed_run_matches_an_uninterrupted_one() {
     ob.stop_after = Some(3);
     let sb = train(&mut mb, &data, None, &ob, None).unwrap();
     assert!(sb.stopped_early && sb.steps_done == 3);
-    assert!(!sb.model_path.exists(), "no final model before the run is done");
+    assert!(
+        !sb.model_path.exists(),
+        "no final model before the run is done"
+    );
     drop(mb);
     // a new process: different initial weights, everything comes from the saved state
     let mut mc = fresh(99);
@@ -55,7 +58,10 @@ fn killed_and_resumed_run_matches_an_uninterrupted_one() {
     assert_eq!(sc.history.len(), 5);
     for (ra, rc) in sa.history.iter().zip(&sc.history) {
         assert_eq!(ra.step, rc.step);
-        assert!((ra.loss - rc.loss).abs() <= 1e-6 * ra.loss.abs().max(1.0), "{ra:?} vs {rc:?}");
+        assert!(
+            (ra.loss - rc.loss).abs() <= 1e-6 * ra.loss.abs().max(1.0),
+            "{ra:?} vs {rc:?}"
+        );
     }
     let la = LoadedModel::from_checkpoint(&sa.model_path, Device::Cpu).unwrap();
     let lc = LoadedModel::from_checkpoint(&sc.model_path, Device::Cpu).unwrap();
@@ -74,7 +80,9 @@ fn killed_and_resumed_run_matches_an_uninterrupted_one() {
     // a resume with other options is refused
     let mut od = opts(b.path(), 9);
     od.resume = true;
-    let e = train(&mut fresh(1), &data, None, &od, None).unwrap_err().to_string();
+    let e = train(&mut fresh(1), &data, None, &od, None)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("other options"), "{e}");
 }
 
@@ -87,7 +95,12 @@ fn masks_stay_zero_and_loss_goes_down() {
     let mut masks = BTreeMap::new();
     for (name, t) in m.vs.variables() {
         if name.ends_with("conv.weight") && t.size().len() == 4 {
-            masks.insert(name, Tensor::rand(t.size(), (Kind::Float, Device::Cpu)).gt(0.5).to_kind(Kind::Float));
+            masks.insert(
+                name,
+                Tensor::rand(t.size(), (Kind::Float, Device::Cpu))
+                    .gt(0.5)
+                    .to_kind(Kind::Float),
+            );
         }
     }
     let mut o = opts(dir.path(), 24);

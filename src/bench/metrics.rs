@@ -7,9 +7,9 @@
 //! tables, loading + checking + filtering ground truth and predictions, and the evaluation
 //! proper (matching, curves, AP, TP errors). The numbers of both are compared (|diff| <= 1e-6).
 
+use crate::data::nuscenes_tables::NuScenesTables;
 use crate::metrics::random_cases::{random_dataset, write_dataset, DatasetParams};
 use crate::metrics::{evaluate_detections, DetectionConfig, DetectionResults, GroundTruth, Split};
-use crate::data::nuscenes_tables::NuScenesTables;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -54,7 +54,10 @@ pub fn run(a: Args) -> Result<()> {
         bail!("--samples and --boxes must be positive");
     }
     let tmp = tempfile::tempdir()?;
-    let root = a.workdir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    let root = a
+        .workdir
+        .clone()
+        .unwrap_or_else(|| tmp.path().to_path_buf());
     let version = "v1.0-bench";
     let per_scene = 40usize.min(a.samples);
     let scenes = a.samples.div_ceil(per_scene);
@@ -74,7 +77,12 @@ pub fn run(a: Args) -> Result<()> {
             boxes_per_sample: Some(a.boxes),
         },
     );
-    write_dataset(&root, version, &ds.tables, &[("bench", ds.scene_names.clone())])?;
+    write_dataset(
+        &root,
+        version,
+        &ds.tables,
+        &[("bench", ds.scene_names.clone())],
+    )?;
     let results_path = root.join("results.json");
     ds.results.save(&results_path)?;
     let size_mb = std::fs::metadata(&results_path)?.len() as f64 / 1e6;
@@ -117,22 +125,34 @@ pub fn run(a: Args) -> Result<()> {
         ("total", ours_total, None),
     ];
     if !a.skip_devkit {
-        let python = std::env::var("ALTERMOMA_TOOLS_PYTHON")
-            .context("ALTERMOMA_TOOLS_PYTHON is not set (source .deps/env.sh), or pass --skip-devkit")?;
+        let python = std::env::var("ALTERMOMA_TOOLS_PYTHON").context(
+            "ALTERMOMA_TOOLS_PYTHON is not set (source .deps/env.sh), or pass --skip-devkit",
+        )?;
         let out = root.join("devkit_out");
         println!("running the nuscenes-devkit (this can take minutes) ...");
         let t = Instant::now();
         let o = std::process::Command::new(&python)
             .arg(devkit_script())
-            .args(["eval", root.to_str().unwrap(), version, "bench", results_path.to_str().unwrap()])
+            .args([
+                "eval",
+                root.to_str().unwrap(),
+                version,
+                "bench",
+                results_path.to_str().unwrap(),
+            ])
             .arg(&out)
             .output()
             .context("running the devkit script")?;
         if !o.status.success() {
-            bail!("the devkit run failed ({}):\n{}", o.status, String::from_utf8_lossy(&o.stderr));
+            bail!(
+                "the devkit run failed ({}):\n{}",
+                o.status,
+                String::from_utf8_lossy(&o.stderr)
+            );
         }
         let wall = secs(t);
-        let timing: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("timing.json"))?)?;
+        let timing: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("timing.json"))?)?;
         let summary: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(out.join("metrics_summary.json"))?)?;
         let g = |k: &str| timing[k].as_f64().unwrap_or(f64::NAN);

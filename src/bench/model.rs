@@ -48,7 +48,9 @@ pub fn config_path(name: &str) -> PathBuf {
     if local.exists() {
         return local;
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/model").join(format!("{name}.yaml"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("config/model")
+        .join(format!("{name}.yaml"))
 }
 
 fn sync(dev: Device) {
@@ -64,7 +66,11 @@ pub fn median_p99(v: &mut [f64]) -> (f64, f64) {
     }
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
-    let med = if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) };
+    let med = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    };
     let rank = ((0.99 * n as f64).ceil() as usize).clamp(1, n);
     (med, v[rank - 1])
 }
@@ -84,15 +90,27 @@ pub fn run(args: Args) -> Result<()> {
     for name in &args.configs {
         let path = config_path(name);
         let cfg = ModelConfig::load(&path).with_context(|| format!("model config `{name}`"))?;
-        let runs = if cfg.name == "base" { args.base_runs } else { args.runs };
-        eprintln!("bench model: {} ({} runs on {})", cfg.name, runs, crate::device::describe(dev));
+        let runs = if cfg.name == "base" {
+            args.base_runs
+        } else {
+            args.runs
+        };
+        eprintln!(
+            "bench model: {} ({} runs on {})",
+            cfg.name,
+            runs,
+            crate::device::describe(dev)
+        );
         rows.extend(bench_config(&cfg, runs, args.warmup, dev)?);
     }
     let mut md = String::from(
         "| config | stage | median ms | p99 ms | GFLOPs | runs |\n|---|---|---:|---:|---:|---:|\n",
     );
     for r in &rows {
-        let g = r.gflops.map(|g| format!("{g:.2}")).unwrap_or_else(|| "-".into());
+        let g = r
+            .gflops
+            .map(|g| format!("{g:.2}"))
+            .unwrap_or_else(|| "-".into());
         md.push_str(&format!(
             "| {} | {} | {:.2} | {:.2} | {} | {} |\n",
             r.config, r.stage, r.median, r.p99, g, r.runs
@@ -113,7 +131,9 @@ fn bench_config(cfg: &ModelConfig, runs: usize, warmup: usize, dev: Device) -> R
     let fl = flops::count_model(model, &batch, ModalityMask::FUSION);
     // inputs for the host-side stages
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-    let img = image::RgbImage::from_fn(1600, 900, |x, y| image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x + y) % 239) as u8]));
+    let img = image::RgbImage::from_fn(1600, 900, |x, y| {
+        image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x + y) % 239) as u8])
+    });
     let g = cfg.bev.grid();
     let pts: Vec<f32> = (0..34_000)
         .flat_map(|_| {
@@ -128,7 +148,16 @@ fn bench_config(cfg: &ModelConfig, runs: usize, warmup: usize, dev: Device) -> R
         .collect();
     let mut vox = Voxelizer::new(cfg);
     let n_cam = cfg.camera.default_rig.num_cameras;
-    let stages = ["preprocess", "voxelise", "camera", "lidar", "fuse", "heads", "post", "total"];
+    let stages = [
+        "preprocess",
+        "voxelise",
+        "camera",
+        "lidar",
+        "fuse",
+        "heads",
+        "post",
+        "total",
+    ];
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); stages.len()];
     tch::no_grad(|| {
         for it in 0..warmup + runs {
@@ -192,7 +221,14 @@ fn bench_config(cfg: &ModelConfig, runs: usize, warmup: usize, dev: Device) -> R
         .zip(times.iter_mut())
         .map(|(st, v)| {
             let (median, p99) = median_p99(v);
-            Row { config: cfg.name.clone(), stage: st, median, p99, gflops: gf(st), runs }
+            Row {
+                config: cfg.name.clone(),
+                stage: st,
+                median,
+                p99,
+                gflops: gf(st),
+                runs,
+            }
         })
         .collect())
 }

@@ -554,7 +554,10 @@ pub fn evaluate_detections(
             }
         })
         .collect();
-    tracing::debug!("checks and filters took {:.3} s", start.elapsed().as_secs_f64());
+    tracing::debug!(
+        "checks and filters took {:.3} s",
+        start.elapsed().as_secs_f64()
+    );
     // eval_time: matching and metrics only, as the devkit's
     evaluate_filtered(&samples, cfg).context("evaluating detections")
 }

@@ -577,7 +577,11 @@ pub fn random_dataset(seed: u64, p: &DatasetParams) -> RandomDataset {
             let range = class_range(DETECTION_CLASSES[l]).unwrap();
             for d in [range - 1e-4, range + 1e-4, range] {
                 // the last exactly at the range along +x (ego_dist == range: dropped)
-                let a: f64 = if d == range { 0.0 } else { rng.random_range(-3.2..3.2) };
+                let a: f64 = if d == range {
+                    0.0
+                } else {
+                    rng.random_range(-3.2..3.2)
+                };
                 objs.push(Obj {
                     category: categories_of(l)[0].to_string(),
                     label: Some(l),

@@ -70,7 +70,10 @@ pub struct BatchOptions {
 
 impl Default for BatchOptions {
     fn default() -> Self {
-        Self { targets: TargetMode::Auto, flips: None }
+        Self {
+            targets: TargetMode::Auto,
+            flips: None,
+        }
     }
 }
 
@@ -100,10 +103,16 @@ pub struct Batch {
 
 /// Resize (fit width), crop the top or pad the bottom, normalise. Returns the image
 /// `[3, H, W]` and the matrix mapping original pixel coordinates to network ones.
-pub fn preprocess_image(img: &image::RgbImage, cfg: &ModelConfig, device: Device) -> (Tensor, Matrix3<f64>) {
+pub fn preprocess_image(
+    img: &image::RgbImage,
+    cfg: &ModelConfig,
+    device: Device,
+) -> (Tensor, Matrix3<f64>) {
     let [h_out, w_out] = cfg.camera.image_size;
     let (w, h) = (img.width() as i64, img.height() as i64);
-    let raw = Tensor::from_slice(img.as_raw().as_slice()).view([h, w, 3]).to_device(device);
+    let raw = Tensor::from_slice(img.as_raw().as_slice())
+        .view([h, w, 3])
+        .to_device(device);
     let x = raw.permute([2, 0, 1]).to_kind(Kind::Float).unsqueeze(0);
     let sx = w_out as f64 / w as f64;
     let h_res = ((h as f64 * sx).round() as i64).max(1);
@@ -125,14 +134,28 @@ pub fn preprocess_image(img: &image::RgbImage, cfg: &ModelConfig, device: Device
     };
     let m = &cfg.camera.mean;
     let s = &cfg.camera.std;
-    let mean = Tensor::from_slice(&[m[0] as f32, m[1] as f32, m[2] as f32]).view([1, 3, 1, 1]).to_device(device);
-    let std = Tensor::from_slice(&[s[0] as f32, s[1] as f32, s[2] as f32]).view([1, 3, 1, 1]).to_device(device);
+    let mean = Tensor::from_slice(&[m[0] as f32, m[1] as f32, m[2] as f32])
+        .view([1, 3, 1, 1])
+        .to_device(device);
+    let std = Tensor::from_slice(&[s[0] as f32, s[1] as f32, s[2] as f32])
+        .view([1, 3, 1, 1])
+        .to_device(device);
     let x = (x - mean) / std;
     if h_res < h_out {
         // keep the padding at exactly zero after normalisation
         let _ = x.narrow(2, h_res, h_out - h_res).zero_();
     }
-    let a = Matrix3::new(sx, 0.0, 0.5 * (sx - 1.0), 0.0, sy, 0.5 * (sy - 1.0) - top as f64, 0.0, 0.0, 1.0);
+    let a = Matrix3::new(
+        sx,
+        0.0,
+        0.5 * (sx - 1.0),
+        0.0,
+        sy,
+        0.5 * (sy - 1.0) - top as f64,
+        0.0,
+        0.0,
+        1.0,
+    );
     (x.squeeze_dim(0), a)
 }
 
@@ -167,7 +190,9 @@ pub fn flip_box(b: &Box3D, flip: (bool, bool)) -> Box3D {
 fn voxel_tensors(v: &Voxels, max_points: usize, device: Device) -> VoxelTensors {
     let n = v.len() as i64;
     VoxelTensors {
-        features: Tensor::from_slice(&v.features).view([n, max_points as i64, VOXEL_POINT_DIMS as i64]).to_device(device),
+        features: Tensor::from_slice(&v.features)
+            .view([n, max_points as i64, VOXEL_POINT_DIMS as i64])
+            .to_device(device),
         num_points: Tensor::from_slice(&v.num_points).to_device(device),
         coords: Tensor::from_slice(&v.coords).view([n, 4]).to_device(device),
     }
@@ -175,7 +200,9 @@ fn voxel_tensors(v: &Voxels, max_points: usize, device: Device) -> VoxelTensors 
 
 /// Rasterise a frame's map onto the segmentation grid (nearest cell), mirrored by `flip`.
 fn seg_target(frame: &Frame, cfg: &ModelConfig, flip: (bool, bool), out: &mut [f32]) -> bool {
-    let (Some(seg), Some(map)) = (&cfg.heads.seg, &frame.map) else { return false };
+    let (Some(seg), Some(map)) = (&cfg.heads.seg, &frame.map) else {
+        return false;
+    };
     let g = seg.grid.grid();
     let (sx, sy) = (g.nx(), g.ny());
     let (mx, my) = (map.grid.nx(), map.grid.ny());
@@ -210,14 +237,22 @@ impl Batch {
         Self::from_frames_with(frames, cfg, device, &BatchOptions::default())
     }
 
-    pub fn from_frames_with(frames: &[Frame], cfg: &ModelConfig, device: Device, opts: &BatchOptions) -> Result<Batch> {
+    pub fn from_frames_with(
+        frames: &[Frame],
+        cfg: &ModelConfig,
+        device: Device,
+        opts: &BatchOptions,
+    ) -> Result<Batch> {
         if frames.is_empty() {
             bail!("cannot build a batch from zero frames");
         }
         let b = frames.len();
         let n = frames[0].cameras.len();
         if n == 0 {
-            bail!("frame {}: no cameras in the rig (the model needs at least one)", frames[0].token);
+            bail!(
+                "frame {}: no cameras in the rig (the model needs at least one)",
+                frames[0].token
+            );
         }
         for f in frames {
             if f.cameras.len() != n {
@@ -244,15 +279,38 @@ impl Batch {
                 let k0 = cam.calib.intrinsics;
                 let ext = cam.calib.cam_to_lidar.to_homogeneous();
                 if !k0.iter().all(|v| v.is_finite()) || k0[(0, 0)] == 0.0 || k0[(1, 1)] == 0.0 {
-                    bail!("frame {}: camera {ci} ({}) has invalid intrinsics {:?}", f.token, cam.calib.name, k0);
+                    bail!(
+                        "frame {}: camera {ci} ({}) has invalid intrinsics {:?}",
+                        f.token,
+                        cam.calib.name,
+                        k0
+                    );
                 }
                 let (t, a) = match &cam.image {
                     Some(img) if img.width() > 0 && img.height() > 0 => {
                         // intrinsics are for calib.width x calib.height; rescale if the image differs
-                        let cw = if cam.calib.width > 0 { cam.calib.width } else { img.width() } as f64;
-                        let ch = if cam.calib.height > 0 { cam.calib.height } else { img.height() } as f64;
+                        let cw = if cam.calib.width > 0 {
+                            cam.calib.width
+                        } else {
+                            img.width()
+                        } as f64;
+                        let ch = if cam.calib.height > 0 {
+                            cam.calib.height
+                        } else {
+                            img.height()
+                        } as f64;
                         let (rx, ry) = (img.width() as f64 / cw, img.height() as f64 / ch);
-                        let pre = Matrix3::new(rx, 0.0, 0.5 * (rx - 1.0), 0.0, ry, 0.5 * (ry - 1.0), 0.0, 0.0, 1.0);
+                        let pre = Matrix3::new(
+                            rx,
+                            0.0,
+                            0.5 * (rx - 1.0),
+                            0.0,
+                            ry,
+                            0.5 * (ry - 1.0),
+                            0.0,
+                            0.0,
+                            1.0,
+                        );
                         let (t, a) = preprocess_image(img, cfg, device);
                         valid.push(1f32);
                         (t, a * pre)
@@ -262,17 +320,32 @@ impl Batch {
                         let h_res = (cam.calib.height as f64 * sx).round();
                         let sy = h_res / cam.calib.height.max(1) as f64;
                         let top = (h_res - hh as f64).max(0.0);
-                        let a = Matrix3::new(sx, 0.0, 0.5 * (sx - 1.0), 0.0, sy, 0.5 * (sy - 1.0) - top, 0.0, 0.0, 1.0);
+                        let a = Matrix3::new(
+                            sx,
+                            0.0,
+                            0.5 * (sx - 1.0),
+                            0.0,
+                            sy,
+                            0.5 * (sy - 1.0) - top,
+                            0.0,
+                            0.0,
+                            1.0,
+                        );
                         valid.push(0f32);
                         (Tensor::zeros([3, hh, ww], (Kind::Float, device)), a)
                     }
                 };
                 images.push(t);
-                calib.push(CameraGeometry { intrinsics: a * k0, cam_to_lidar: fm * ext });
+                calib.push(CameraGeometry {
+                    intrinsics: a * k0,
+                    cam_to_lidar: fm * ext,
+                });
             }
         }
         let images = Tensor::stack(&images, 0).view([b as i64, n as i64, 3, hh, ww]);
-        let camera_valid = Tensor::from_slice(&valid).view([b as i64, n as i64]).to_device(device);
+        let camera_valid = Tensor::from_slice(&valid)
+            .view([b as i64, n as i64])
+            .to_device(device);
 
         let mut vox = Voxelizer::new(cfg);
         let mut voxels = Voxels::default();
@@ -281,7 +354,11 @@ impl Batch {
             match &f.points {
                 Some(p) if !p.is_empty() => {
                     if p.data.len() % POINT_DIMS != 0 {
-                        bail!("frame {}: point buffer of {} floats is not a multiple of {POINT_DIMS}", f.token, p.data.len());
+                        bail!(
+                            "frame {}: point buffer of {} floats is not a multiple of {POINT_DIMS}",
+                            f.token,
+                            p.data.len()
+                        );
                     }
                     vox.voxelize_into(&p.data, POINT_DIMS, bi as i64, flip, &mut voxels);
                     lidar_valid.push(1f32);
@@ -300,24 +377,36 @@ impl Batch {
                     // the unflipped geometry: depth along the optical axis is flip-invariant
                     let cam = &f.cameras[ci];
                     let k = &calib[bi * n + ci].intrinsics;
-                    let g = CameraGeometry { intrinsics: *k, cam_to_lidar: cam.calib.cam_to_lidar.to_homogeneous() };
+                    let g = CameraGeometry {
+                        intrinsics: *k,
+                        cam_to_lidar: cam.calib.cam_to_lidar.to_homogeneous(),
+                    };
                     let d = project_depth(&p.data, POINT_DIMS, &g, h, w);
                     let o = (bi * n + ci) * h * w;
                     all[o..o + h * w].copy_from_slice(&d);
                 }
             }
-            Tensor::from_slice(&all).view([b as i64, n as i64, 1, hh, ww]).to_device(device)
+            Tensor::from_slice(&all)
+                .view([b as i64, n as i64, 1, hh, ww])
+                .to_device(device)
         });
 
         let gt_boxes: Vec<Vec<Box3D>> = frames
             .iter()
             .zip(&flips)
-            .map(|(f, &fl)| f.annotations.iter().map(|a| flip_box(&a.bbox, fl)).collect())
+            .map(|(f, &fl)| {
+                f.annotations
+                    .iter()
+                    .map(|a| flip_box(&a.bbox, fl))
+                    .collect()
+            })
             .collect();
         let want_targets = match opts.targets {
             TargetMode::Always => true,
             TargetMode::Never => false,
-            TargetMode::Auto => frames.iter().any(|f| !f.annotations.is_empty() || f.map.is_some()),
+            TargetMode::Auto => frames
+                .iter()
+                .any(|f| !f.annotations.is_empty() || f.map.is_some()),
         };
         let targets = want_targets.then(|| {
             let det = cfg.heads.det.as_ref().map(|dc| {
@@ -354,7 +443,11 @@ impl Batch {
                 }
                 None => (None, None),
             };
-            Targets { det, seg, seg_valid }
+            Targets {
+                det,
+                seg,
+                seg_valid,
+            }
         });
 
         Ok(Batch {
@@ -389,7 +482,12 @@ impl Batch {
         for _ in 0..batch_size {
             for c in 0..n {
                 let yaw = 2.0 * std::f64::consts::PI * c as f64 / n as f64;
-                calib.push(crate::model::lss::ring_camera(yaw, rig.fov_deg, rig.height, cfg.camera.image_size));
+                calib.push(crate::model::lss::ring_camera(
+                    yaw,
+                    rig.fov_deg,
+                    rig.height,
+                    cfg.camera.image_size,
+                ));
             }
         }
         let vox = Voxelizer::new(cfg);
@@ -404,8 +502,12 @@ impl Batch {
                 let (iz, rest) = (cell / (nx * ny), cell % (nx * ny));
                 let (ix, iy) = (rest / ny, rest % ny);
                 voxels.num_points.push(p as i64);
-                voxels.coords.extend_from_slice(&[bi as i64, iz as i64, ix as i64, iy as i64]);
-                voxels.features.extend(std::iter::repeat_n(1f32, p * VOXEL_POINT_DIMS));
+                voxels
+                    .coords
+                    .extend_from_slice(&[bi as i64, iz as i64, ix as i64, iy as i64]);
+                voxels
+                    .features
+                    .extend(std::iter::repeat_n(1f32, p * VOXEL_POINT_DIMS));
             }
         }
         let opts = (Kind::Float, device);

@@ -88,7 +88,11 @@ impl BevFusion {
         let mut m = Self::build(p, cfg, &mut slots);
         let unused = slots.unused_overrides();
         if !unused.is_empty() {
-            bail!("model config `{}`: `widths` names unknown slot(s): {}", cfg.name, unused.join(", "));
+            bail!(
+                "model config `{}`: `widths` names unknown slot(s): {}",
+                cfg.name,
+                unused.join(", ")
+            );
         }
         m.groups = slots.into_groups();
         Ok(m)
@@ -97,24 +101,66 @@ impl BevFusion {
     fn build(p: &nn::Path, cfg: &ModelConfig, slots: &mut Slots) -> Self {
         let cam = p / "camera";
         let backbone = ResNet::new(&(&cam / "backbone"), &cfg.camera.backbone, slots);
-        let neck = Fpn::new(&(&cam / "neck"), &cfg.camera.neck, &backbone.out_specs, slots);
-        let stride = cfg.camera.backbone.stage_stride(cfg.camera.neck.in_stages[0]);
+        let neck = Fpn::new(
+            &(&cam / "neck"),
+            &cfg.camera.neck,
+            &backbone.out_specs,
+            slots,
+        );
+        let stride = cfg
+            .camera
+            .backbone
+            .stage_stride(cfg.camera.neck.in_stages[0]);
         let vtransform = Lss::new(&(&cam / "vtransform"), cfg, &neck.out_spec, stride, slots);
         let lid = p / "lidar";
         let encoder = PillarEncoder::new(&(&lid / "encoder"), cfg, slots);
-        let lidar_backbone = Second::new(&(&lid / "backbone"), &cfg.lidar.backbone, &encoder.out_spec, slots);
-        let lidar_neck = SecondFpn::new(&(&lid / "neck"), &cfg.lidar.neck, &lidar_backbone.out_specs, slots);
-        let fuser = ConvFuser::new(&(p / "fuser"), &cfg.fuser, &vtransform.out_spec, &lidar_neck.out_spec, slots);
+        let lidar_backbone = Second::new(
+            &(&lid / "backbone"),
+            &cfg.lidar.backbone,
+            &encoder.out_spec,
+            slots,
+        );
+        let lidar_neck = SecondFpn::new(
+            &(&lid / "neck"),
+            &cfg.lidar.neck,
+            &lidar_backbone.out_specs,
+            slots,
+        );
+        let fuser = ConvFuser::new(
+            &(p / "fuser"),
+            &cfg.fuser,
+            &vtransform.out_spec,
+            &lidar_neck.out_spec,
+            slots,
+        );
         let dec = p / "decoder";
-        let decoder = Second::new(&(&dec / "backbone"), &cfg.decoder.backbone, &fuser.out_spec, slots);
-        let decoder_neck = SecondFpn::new(&(&dec / "neck"), &cfg.decoder.neck, &decoder.out_specs, slots);
+        let decoder = Second::new(
+            &(&dec / "backbone"),
+            &cfg.decoder.backbone,
+            &fuser.out_spec,
+            slots,
+        );
+        let decoder_neck = SecondFpn::new(
+            &(&dec / "neck"),
+            &cfg.decoder.neck,
+            &decoder.out_specs,
+            slots,
+        );
         let heads = p / "heads";
-        let det = cfg.heads.det.as_ref().map(|c| CenterPointHead::new(&(&heads / "det"), c, &decoder_neck.out_spec, slots));
-        let seg = cfg
+        let det = cfg
             .heads
-            .seg
+            .det
             .as_ref()
-            .map(|c| SegHead::new(&(&heads / "seg"), c, cfg.bev.grid(), &decoder_neck.out_spec, slots));
+            .map(|c| CenterPointHead::new(&(&heads / "det"), c, &decoder_neck.out_spec, slots));
+        let seg = cfg.heads.seg.as_ref().map(|c| {
+            SegHead::new(
+                &(&heads / "seg"),
+                c,
+                cfg.bev.grid(),
+                &decoder_neck.out_spec,
+                slots,
+            )
+        });
         Self {
             cfg: cfg.clone(),
             camera_channels: vtransform.out_spec.size(),
@@ -171,16 +217,24 @@ impl BevFusion {
 
     /// LiDAR branch: voxels -> LiDAR BEV `[B, C_lidar, NX, NY]`.
     pub fn lidar_bev(&self, batch: &Batch, train: bool) -> Tensor {
-        let canvas = self.encoder.forward_t(&batch.voxels, batch.size as i64, train);
+        let canvas = self
+            .encoder
+            .forward_t(&batch.voxels, batch.size as i64, train);
         let stages = self.lidar_backbone.forward_t(&canvas, train);
         let y = self.lidar_neck.forward_t(&stages, train);
         // Frames without points contribute nothing (the convs' biases included).
-        y * batch.lidar_valid.view([batch.size as i64, 1, 1, 1]).to_kind(Kind::Float)
+        y * batch
+            .lidar_valid
+            .view([batch.size as i64, 1, 1, 1])
+            .to_kind(Kind::Float)
     }
 
     fn zeros_bev(&self, batch: &Batch, channels: i64) -> Tensor {
         let g = self.bev_grid();
-        Tensor::zeros([batch.size as i64, channels, g.nx() as i64, g.ny() as i64], (Kind::Float, batch.device))
+        Tensor::zeros(
+            [batch.size as i64, channels, g.nx() as i64, g.ny() as i64],
+            (Kind::Float, batch.device),
+        )
     }
 
     /// ConvFuser on the two BEV maps.
@@ -208,17 +262,31 @@ impl BevFusion {
         } else {
             self.zeros_bev(batch, self.camera_channels)
         };
-        let lidar_bev = if mask.lidar { self.lidar_bev(batch, train) } else { self.zeros_bev(batch, self.lidar_channels) };
+        let lidar_bev = if mask.lidar {
+            self.lidar_bev(batch, train)
+        } else {
+            self.zeros_bev(batch, self.lidar_channels)
+        };
         let fused = self.fuse(&camera_bev, &lidar_bev, train);
         let bev = self.decode_bev(&fused, train);
         let (det, seg) = self.heads(&bev, train);
-        ModelOutput { mask, camera_bev, lidar_bev, fused, bev, det, seg }
+        ModelOutput {
+            mask,
+            camera_bev,
+            lidar_bev,
+            fused,
+            bev,
+            det,
+            seg,
+        }
     }
 
     /// Task loss (weighted sum of heatmap focal, box L1 and segmentation terms). Fails when
     /// the batch has no targets.
     pub fn loss(&self, out: &ModelOutput, batch: &Batch) -> Result<(Tensor, LossBreakdown)> {
-        let Some(t) = &batch.targets else { bail!("the batch has no training targets (frames without annotations)") };
+        let Some(t) = &batch.targets else {
+            bail!("the batch has no training targets (frames without annotations)")
+        };
         let mut total = Tensor::zeros([], (Kind::Float, batch.device));
         let mut br = LossBreakdown::default();
         if let (Some(d), Some(dt), Some(dc)) = (&out.det, &t.det, &self.cfg.heads.det) {
@@ -229,8 +297,11 @@ impl BevFusion {
             br.bbox = f64::try_from(&bbox.detach()).unwrap_or(f64::NAN);
             total = total + hm + bbox;
         }
-        if let (Some(s), Some(st), Some(sv), Some(head)) = (&out.seg, &t.seg, &t.seg_valid, &self.seg) {
-            let l = head.loss(s, st, sv) * self.cfg.heads.seg.as_ref().map(|c| c.weight).unwrap_or(1.0);
+        if let (Some(s), Some(st), Some(sv), Some(head)) =
+            (&out.seg, &t.seg, &t.seg_valid, &self.seg)
+        {
+            let l =
+                head.loss(s, st, sv) * self.cfg.heads.seg.as_ref().map(|c| c.weight).unwrap_or(1.0);
             br.seg = f64::try_from(&l.detach()).unwrap_or(f64::NAN);
             total = total + l;
         }
@@ -249,7 +320,9 @@ impl BevFusion {
 
     /// Segmentation probabilities `[B, 6, SX, SY]` (sigmoid of the logits).
     pub fn seg_probs(&self, out: &ModelOutput) -> Option<Tensor> {
-        out.seg.as_ref().map(|s| s.detach().to_kind(Kind::Float).sigmoid())
+        out.seg
+            .as_ref()
+            .map(|s| s.detach().to_kind(Kind::Float).sigmoid())
     }
 
     /// Every width slot and the tensor slices coupled to it (see [`crate::model::channels`]).
@@ -259,13 +332,19 @@ impl BevFusion {
 
     /// The layout of the camera and LiDAR BEV channels as the fuser consumes them.
     pub fn bev_specs(&self) -> (ChannelSpec, ChannelSpec) {
-        (self.vtransform.out_spec.clone(), self.lidar_neck.out_spec.clone())
+        (
+            self.vtransform.out_spec.clone(),
+            self.lidar_neck.out_spec.clone(),
+        )
     }
 }
 
 /// Variables of `vs` (trainable and buffers) in one group, by name.
 pub fn group_variables(vs: &nn::VarStore, group: Group) -> BTreeMap<String, Tensor> {
-    vs.variables().into_iter().filter(|(n, _)| Group::of_param(n) == group).collect()
+    vs.variables()
+        .into_iter()
+        .filter(|(n, _)| Group::of_param(n) == group)
+        .collect()
 }
 
 /// Trainable parameters by name (sorted), optionally restricted to one group.

@@ -19,7 +19,13 @@ use tch::{nn, Kind, Tensor};
 pub const CODE_SIZE: usize = 10;
 
 /// Regression branches and their channels, in code order.
-pub const BRANCHES: [(&str, i64); 5] = [("reg", 2), ("height", 1), ("dim", 3), ("rot", 2), ("vel", 2)];
+pub const BRANCHES: [(&str, i64); 5] = [
+    ("reg", 2),
+    ("height", 1),
+    ("dim", 3),
+    ("rot", 2),
+    ("vel", 2),
+];
 
 /// Raw head outputs.
 #[derive(Debug)]
@@ -38,31 +44,71 @@ pub struct CenterPointHead {
 }
 
 impl CenterPointHead {
-    pub fn new(p: &nn::Path, cfg: &CenterPointConfig, input: &ChannelSpec, slots: &mut Slots) -> Self {
+    pub fn new(
+        p: &nn::Path,
+        cfg: &CenterPointConfig,
+        input: &ChannelSpec,
+        slots: &mut Slots,
+    ) -> Self {
         let prefix = path_name(p);
         let s_shared = format!("{prefix}.shared");
         let ws = slots.width(&s_shared, cfg.shared_channels);
-        let shared = ConvBn::new(&(p / "shared"), input, ws, Some(&s_shared), ConvOpts::cbr(3, 1), slots);
+        let shared = ConvBn::new(
+            &(p / "shared"),
+            input,
+            ws,
+            Some(&s_shared),
+            ConvOpts::cbr(3, 1),
+            slots,
+        );
         let shared_spec = ChannelSpec::slot(&s_shared, ws);
         let branch = |name: &str, out: i64, slots: &mut Slots| {
             let s = format!("{prefix}.{name}.0");
             let w = slots.width(&s, cfg.head_channels);
-            let c0 = ConvBn::new(&(p / name / 0), &shared_spec, w, Some(&s), ConvOpts::cbr(3, 1), slots);
-            let c1 = ConvBn::new(&(p / name / 1), &ChannelSpec::slot(&s, w), out, None, ConvOpts::plain(1), slots);
+            let c0 = ConvBn::new(
+                &(p / name / 0),
+                &shared_spec,
+                w,
+                Some(&s),
+                ConvOpts::cbr(3, 1),
+                slots,
+            );
+            let c1 = ConvBn::new(
+                &(p / name / 1),
+                &ChannelSpec::slot(&s, w),
+                out,
+                None,
+                ConvOpts::plain(1),
+                slots,
+            );
             (c0, c1)
         };
         let heatmap = branch("heatmap", DETECTION_CLASSES.len() as i64, slots);
         // Prior probability 0.1 per cell, as in CenterNet/CenterPoint.
         heatmap.1.init_bias(-2.19);
         let branches = BRANCHES.iter().map(|(n, c)| branch(n, *c, slots)).collect();
-        Self { shared, heatmap, branches }
+        Self {
+            shared,
+            heatmap,
+            branches,
+        }
     }
 
     pub fn forward_t(&self, x: &Tensor, train: bool) -> DetOutput {
         let s = self.shared.forward_t(x, train);
-        let heatmap = self.heatmap.1.forward_t(&self.heatmap.0.forward_t(&s, train), train);
-        let codes: Vec<Tensor> = self.branches.iter().map(|(a, b)| b.forward_t(&a.forward_t(&s, train), train)).collect();
-        DetOutput { heatmap, codes: Tensor::cat(&codes, 1) }
+        let heatmap = self
+            .heatmap
+            .1
+            .forward_t(&self.heatmap.0.forward_t(&s, train), train);
+        let codes: Vec<Tensor> = self
+            .branches
+            .iter()
+            .map(|(a, b)| b.forward_t(&a.forward_t(&s, train), train))
+            .collect();
+        DetOutput {
+            heatmap,
+            codes: Tensor::cat(&codes, 1),
+        }
     }
 }
 
@@ -141,9 +187,20 @@ pub fn encode_targets(boxes: &[Box3D], cfg: &CenterPointConfig, grid: &BevGrid) 
         if !(w > 0.0 && l > 0.0 && h > 0.0) {
             continue;
         }
-        let r = gaussian_radius(l / grid.resolution, w / grid.resolution, cfg.gaussian_overlap);
+        let r = gaussian_radius(
+            l / grid.resolution,
+            w / grid.resolution,
+            cfg.gaussian_overlap,
+        );
         let r = (r as i64).max(cfg.min_radius);
-        draw_gaussian(&mut t.heatmap[b.label * nx * ny..(b.label + 1) * nx * ny], nx, ny, i, j, r);
+        draw_gaussian(
+            &mut t.heatmap[b.label * nx * ny..(b.label + 1) * nx * ny],
+            nx,
+            ny,
+            i,
+            j,
+            r,
+        );
         t.ind[k] = (i * ny + j) as i64;
         let vel_ok = b.velocity[0].is_finite() && b.velocity[1].is_finite();
         let codes = [
@@ -161,7 +218,11 @@ pub fn encode_targets(boxes: &[Box3D], cfg: &CenterPointConfig, grid: &BevGrid) 
         for c in 0..CODE_SIZE {
             t.codes[k * CODE_SIZE + c] = codes[c] as f32;
             let known = c < 8 || vel_ok;
-            t.weights[k * CODE_SIZE + c] = if known { cfg.code_weights[c] as f32 } else { 0.0 };
+            t.weights[k * CODE_SIZE + c] = if known {
+                cfg.code_weights[c] as f32
+            } else {
+                0.0
+            };
         }
         k += 1;
     }
@@ -180,19 +241,41 @@ pub struct DetTargets {
 }
 
 impl DetTargets {
-    pub fn stack(frames: &[FrameDetTargets], grid: &BevGrid, max_objects: usize, device: tch::Device) -> Self {
+    pub fn stack(
+        frames: &[FrameDetTargets],
+        grid: &BevGrid,
+        max_objects: usize,
+        device: tch::Device,
+    ) -> Self {
         let b = frames.len() as i64;
         let (nx, ny) = (grid.nx() as i64, grid.ny() as i64);
         let nc = DETECTION_CLASSES.len() as i64;
         let m = max_objects as i64;
-        let cat = |f: &dyn Fn(&FrameDetTargets) -> &[f32]| -> Vec<f32> { frames.iter().flat_map(|t| f(t).iter().copied()).collect() };
-        let heatmap = Tensor::from_slice(&cat(&|t| &t.heatmap)).view([b, nc, nx, ny]).to_device(device);
+        let cat = |f: &dyn Fn(&FrameDetTargets) -> &[f32]| -> Vec<f32> {
+            frames.iter().flat_map(|t| f(t).iter().copied()).collect()
+        };
+        let heatmap = Tensor::from_slice(&cat(&|t| &t.heatmap))
+            .view([b, nc, nx, ny])
+            .to_device(device);
         let ind: Vec<i64> = frames.iter().flat_map(|t| t.ind.iter().copied()).collect();
         let ind = Tensor::from_slice(&ind).view([b, m]).to_device(device);
-        let codes = Tensor::from_slice(&cat(&|t| &t.codes)).view([b, m, CODE_SIZE as i64]).to_device(device);
-        let weights = Tensor::from_slice(&cat(&|t| &t.weights)).view([b, m, CODE_SIZE as i64]).to_device(device);
-        let n: usize = frames.iter().map(|t| t.weights.chunks(CODE_SIZE).filter(|w| w[0] > 0.0).count()).sum();
-        Self { heatmap, ind, codes, weights, num_objects: Tensor::from(n as f32).to_device(device) }
+        let codes = Tensor::from_slice(&cat(&|t| &t.codes))
+            .view([b, m, CODE_SIZE as i64])
+            .to_device(device);
+        let weights = Tensor::from_slice(&cat(&|t| &t.weights))
+            .view([b, m, CODE_SIZE as i64])
+            .to_device(device);
+        let n: usize = frames
+            .iter()
+            .map(|t| t.weights.chunks(CODE_SIZE).filter(|w| w[0] > 0.0).count())
+            .sum();
+        Self {
+            heatmap,
+            ind,
+            codes,
+            weights,
+            num_objects: Tensor::from(n as f32).to_device(device),
+        }
     }
 }
 
@@ -225,7 +308,8 @@ pub fn gather_cells(map: &Tensor, ind: &Tensor) -> Tensor {
 pub fn losses(out: &DetOutput, t: &DetTargets) -> (Tensor, Tensor) {
     let hm = gaussian_focal_loss(&out.heatmap, &t.heatmap, &t.num_objects);
     let pred = gather_cells(&out.codes.to_kind(Kind::Float), &t.ind);
-    let l1 = ((pred - &t.codes).abs() * &t.weights).sum(Kind::Float) / (t.num_objects.shallow_clone() + 1e-4);
+    let l1 = ((pred - &t.codes).abs() * &t.weights).sum(Kind::Float)
+        / (t.num_objects.shallow_clone() + 1e-4);
     (hm, l1)
 }
 
@@ -246,10 +330,14 @@ pub fn decode(out: &DetOutput, cfg: &CenterPointConfig, grid: &BevGrid) -> Vec<V
         let cls = idx.divide_scalar_mode(cells, "floor");
         let cell = idx.remainder(cells);
         let codes = gather_cells(&out.codes.to_kind(Kind::Float), &cell);
-        let scores = Vec::<f32>::try_from(scores.to_device(tch::Device::Cpu).reshape([-1])).unwrap_or_default();
-        let cls = Vec::<i64>::try_from(cls.to_device(tch::Device::Cpu).reshape([-1])).unwrap_or_default();
-        let cell = Vec::<i64>::try_from(cell.to_device(tch::Device::Cpu).reshape([-1])).unwrap_or_default();
-        let codes = Vec::<f32>::try_from(codes.to_device(tch::Device::Cpu).reshape([-1])).unwrap_or_default();
+        let scores = Vec::<f32>::try_from(scores.to_device(tch::Device::Cpu).reshape([-1]))
+            .unwrap_or_default();
+        let cls =
+            Vec::<i64>::try_from(cls.to_device(tch::Device::Cpu).reshape([-1])).unwrap_or_default();
+        let cell = Vec::<i64>::try_from(cell.to_device(tch::Device::Cpu).reshape([-1]))
+            .unwrap_or_default();
+        let codes = Vec::<f32>::try_from(codes.to_device(tch::Device::Cpu).reshape([-1]))
+            .unwrap_or_default();
         let mut frames = Vec::with_capacity(b as usize);
         for bi in 0..b as usize {
             let mut boxes = Vec::new();
@@ -263,7 +351,8 @@ pub fn decode(out: &DetOutput, cfg: &CenterPointConfig, grid: &BevGrid) -> Vec<V
                 let (i, j) = (cell[q] / ny, cell[q] % ny);
                 let x = grid.x_min + (i as f64 + c[0] as f64) * grid.resolution;
                 let y = grid.y_min + (j as f64 + c[1] as f64) * grid.resolution;
-                let size = [c[3] as f64, c[4] as f64, c[5] as f64].map(|v| v.clamp(-5.0, 5.0).exp());
+                let size =
+                    [c[3] as f64, c[4] as f64, c[5] as f64].map(|v| v.clamp(-5.0, 5.0).exp());
                 boxes.push(Box3D {
                     center: [x, y, c[2] as f64],
                     size,
@@ -287,16 +376,39 @@ mod tests {
     use super::*;
 
     fn cfg() -> CenterPointConfig {
-        serde_yaml::from_str("type: centerpoint\nshared_channels: 8\nhead_channels: 8\nmax_objects: 4\n").unwrap()
+        serde_yaml::from_str(
+            "type: centerpoint\nshared_channels: 8\nhead_channels: 8\nmax_objects: 4\n",
+        )
+        .unwrap()
     }
 
     #[test]
     fn targets_decode_back_to_the_boxes() {
-        let grid = BevGrid { x_min: -8.0, x_max: 8.0, y_min: -8.0, y_max: 8.0, resolution: 0.5 };
+        let grid = BevGrid {
+            x_min: -8.0,
+            x_max: 8.0,
+            y_min: -8.0,
+            y_max: 8.0,
+            resolution: 0.5,
+        };
         let c = cfg();
         let boxes = vec![
-            Box3D { center: [2.3, -1.1, 0.4], size: [1.9, 4.5, 1.6], yaw: 0.7, velocity: [1.0, -2.0], label: 0, score: 1.0 },
-            Box3D { center: [-5.2, 6.6, 0.1], size: [0.6, 0.7, 1.8], yaw: -2.0, velocity: [f64::NAN; 2], label: 8, score: 1.0 },
+            Box3D {
+                center: [2.3, -1.1, 0.4],
+                size: [1.9, 4.5, 1.6],
+                yaw: 0.7,
+                velocity: [1.0, -2.0],
+                label: 0,
+                score: 1.0,
+            },
+            Box3D {
+                center: [-5.2, 6.6, 0.1],
+                size: [0.6, 0.7, 1.8],
+                yaw: -2.0,
+                velocity: [f64::NAN; 2],
+                label: 8,
+                score: 1.0,
+            },
         ];
         let t = encode_targets(&boxes, &c, &grid);
         let (nx, ny) = (grid.nx(), grid.ny());
@@ -304,21 +416,34 @@ mod tests {
         let i0 = t.ind[0] as usize;
         assert_eq!(t.heatmap[i0], 1.0);
         assert_eq!(t.heatmap[8 * nx * ny + t.ind[1] as usize], 1.0);
-        assert_eq!(t.weights[CODE_SIZE + 8], 0.0, "unknown velocity is not trained");
+        assert_eq!(
+            t.weights[CODE_SIZE + 8],
+            0.0,
+            "unknown velocity is not trained"
+        );
         // feed the targets back as "perfect" outputs: logits +/-, codes at every cell
         let dt = DetTargets::stack(&[t.clone()], &grid, c.max_objects, tch::Device::Cpu);
         let logits = (dt.heatmap.eq(1.0).to_kind(Kind::Float) * 20.0) - 10.0;
-        let codes = Tensor::zeros([1, 10, nx as i64, ny as i64], (Kind::Float, tch::Device::Cpu));
+        let codes = Tensor::zeros(
+            [1, 10, nx as i64, ny as i64],
+            (Kind::Float, tch::Device::Cpu),
+        );
         let flat = codes.view([10, -1]);
         for k in 0..2 {
             let col = Tensor::from_slice(&t.codes[k * 10..(k + 1) * 10]);
             flat.select(1, t.ind[k]).copy_(&col);
         }
-        let out = DetOutput { heatmap: logits, codes };
+        let out = DetOutput {
+            heatmap: logits,
+            codes,
+        };
         let dec = decode(&out, &c, &grid);
         assert_eq!(dec[0].len(), 2);
         for g in &boxes {
-            let d = dec[0].iter().find(|d| d.label == g.label).expect("class decoded");
+            let d = dec[0]
+                .iter()
+                .find(|d| d.label == g.label)
+                .expect("class decoded");
             for a in 0..3 {
                 assert!((d.center[a] - g.center[a]).abs() < 1e-4, "{d:?} {g:?}");
                 assert!((d.size[a] - g.size[a]).abs() < 1e-4);

@@ -42,13 +42,22 @@ pub struct ChannelSpec {
 
 impl ChannelSpec {
     pub fn slot(name: &str, size: i64) -> Self {
-        Self { segments: vec![(Some(name.to_string()), size)] }
+        Self {
+            segments: vec![(Some(name.to_string()), size)],
+        }
     }
     pub fn fixed(size: i64) -> Self {
-        Self { segments: vec![(None, size)] }
+        Self {
+            segments: vec![(None, size)],
+        }
     }
     pub fn concat(parts: &[&ChannelSpec]) -> Self {
-        Self { segments: parts.iter().flat_map(|p| p.segments.iter().cloned()).collect() }
+        Self {
+            segments: parts
+                .iter()
+                .flat_map(|p| p.segments.iter().cloned())
+                .collect(),
+        }
     }
     /// Total channels.
     pub fn size(&self) -> i64 {
@@ -66,7 +75,10 @@ pub struct Slots {
 
 impl Slots {
     pub fn new(overrides: &BTreeMap<String, i64>) -> Self {
-        Self { overrides: overrides.clone(), ..Default::default() }
+        Self {
+            overrides: overrides.clone(),
+            ..Default::default()
+        }
     }
 
     /// Width of `slot`: the override when given, else `default`. Registers the slot.
@@ -75,13 +87,20 @@ impl Slots {
         self.used.insert(slot.to_string());
         self.groups
             .entry(slot.to_string())
-            .or_insert_with(|| ChannelGroup { slot: slot.to_string(), size: w, members: vec![] });
+            .or_insert_with(|| ChannelGroup {
+                slot: slot.to_string(),
+                size: w,
+                members: vec![],
+            });
         w
     }
 
     /// `param` produces the slot's channels along `dim`, starting at `offset`.
     pub fn produce(&mut self, slot: &str, param: String, dim: usize, offset: i64) {
-        let g = self.groups.get_mut(slot).unwrap_or_else(|| panic!("slot `{slot}` used before its width was asked"));
+        let g = self
+            .groups
+            .get_mut(slot)
+            .unwrap_or_else(|| panic!("slot `{slot}` used before its width was asked"));
         g.members.push(ChannelMember { param, dim, offset });
     }
 
@@ -98,12 +117,19 @@ impl Slots {
 
     /// Override keys that named no slot.
     pub fn unused_overrides(&self) -> Vec<String> {
-        self.overrides.keys().filter(|k| !self.used.contains(*k)).cloned().collect()
+        self.overrides
+            .keys()
+            .filter(|k| !self.used.contains(*k))
+            .cloned()
+            .collect()
     }
 
     /// `slot -> width`.
     pub fn sizes(&self) -> BTreeMap<String, i64> {
-        self.groups.iter().map(|(k, g)| (k.clone(), g.size)).collect()
+        self.groups
+            .iter()
+            .map(|(k, g)| (k.clone(), g.size))
+            .collect()
     }
 
     pub fn into_groups(self) -> Vec<ChannelGroup> {
@@ -124,12 +150,23 @@ mod tests {
         let a = s.width("a", 4);
         let b = s.width("b", 5);
         assert_eq!((a, b), (4, 3));
-        let spec = ChannelSpec::concat(&[&ChannelSpec::fixed(2), &ChannelSpec::slot("a", a), &ChannelSpec::slot("b", b)]);
+        let spec = ChannelSpec::concat(&[
+            &ChannelSpec::fixed(2),
+            &ChannelSpec::slot("a", a),
+            &ChannelSpec::slot("b", b),
+        ]);
         assert_eq!(spec.size(), 9);
         s.consume(&spec, "fuse.weight".into(), 1);
         let g = s.into_groups();
         let gb = g.iter().find(|g| g.slot == "b").unwrap();
-        assert_eq!(gb.members, vec![ChannelMember { param: "fuse.weight".into(), dim: 1, offset: 6 }]);
+        assert_eq!(
+            gb.members,
+            vec![ChannelMember {
+                param: "fuse.weight".into(),
+                dim: 1,
+                offset: 6
+            }]
+        );
         let ga = g.iter().find(|g| g.slot == "a").unwrap();
         assert_eq!(ga.members[0].offset, 2);
     }

@@ -37,12 +37,25 @@ mod tests {
     use super::*;
 
     fn b(x: f64, y: f64, label: usize, score: f64) -> Box3D {
-        Box3D { center: [x, y, 0.0], size: [1.0; 3], yaw: 0.0, velocity: [0.0; 2], label, score }
+        Box3D {
+            center: [x, y, 0.0],
+            size: [1.0; 3],
+            yaw: 0.0,
+            velocity: [0.0; 2],
+            label,
+            score,
+        }
     }
 
     #[test]
     fn suppresses_same_class_within_radius_only() {
-        let boxes = [b(0.0, 0.0, 0, 0.9), b(1.0, 1.0, 0, 0.8), b(0.5, 0.0, 1, 0.7), b(3.0, 0.0, 0, 0.6), b(0.1, 0.0, 2, 0.5)];
+        let boxes = [
+            b(0.0, 0.0, 0, 0.9),
+            b(1.0, 1.0, 0, 0.8),
+            b(0.5, 0.0, 1, 0.7),
+            b(3.0, 0.0, 0, 0.6),
+            b(0.1, 0.0, 2, 0.5),
+        ];
         // class 0 radius 2 m: box 1 (1.41 m) suppressed, box 3 (3 m) kept; class 1 unaffected;
         // class 2 radius 0: no suppression.
         let keep = circle_nms(&boxes, &[2.0, 2.0, 0.0]);

@@ -46,22 +46,47 @@ pub struct GridConfig {
 
 impl GridConfig {
     pub fn grid(&self) -> BevGrid {
-        BevGrid { x_min: self.x[0], x_max: self.x[1], y_min: self.y[0], y_max: self.y[1], resolution: self.resolution }
+        BevGrid {
+            x_min: self.x[0],
+            x_max: self.x[1],
+            y_min: self.y[0],
+            y_max: self.y[1],
+            resolution: self.resolution,
+        }
     }
     /// The same extent at `resolution / factor`.
     pub fn finer(&self, factor: f64) -> GridConfig {
-        GridConfig { resolution: self.resolution / factor, ..*self }
+        GridConfig {
+            resolution: self.resolution / factor,
+            ..*self
+        }
     }
     fn check(&self, field: &str) -> Result<(), FieldError> {
-        ensure(self.resolution > 0.0, &format!("{field}.resolution"), "must be positive")?;
-        ensure(self.x[1] > self.x[0], &format!("{field}.x"), "max must exceed min")?;
-        ensure(self.y[1] > self.y[0], &format!("{field}.y"), "max must exceed min")?;
+        ensure(
+            self.resolution > 0.0,
+            &format!("{field}.resolution"),
+            "must be positive",
+        )?;
+        ensure(
+            self.x[1] > self.x[0],
+            &format!("{field}.x"),
+            "max must exceed min",
+        )?;
+        ensure(
+            self.y[1] > self.y[0],
+            &format!("{field}.y"),
+            "max must exceed min",
+        )?;
         for (axis, r) in [("x", self.x), ("y", self.y)] {
             let n = (r[1] - r[0]) / self.resolution;
             ensure(
                 (n - n.round()).abs() < 1e-6,
                 &format!("{field}.{axis}"),
-                format!("extent {} m is not a whole number of {} m cells", r[1] - r[0], self.resolution),
+                format!(
+                    "extent {} m is not a whole number of {} m cells",
+                    r[1] - r[0],
+                    self.resolution
+                ),
             )?;
         }
         Ok(())
@@ -110,7 +135,11 @@ pub struct RigConfig {
 
 impl Default for RigConfig {
     fn default() -> Self {
-        Self { num_cameras: 6, fov_deg: 70.0, height: 0.0 }
+        Self {
+            num_cameras: 6,
+            fov_deg: 70.0,
+            height: 0.0,
+        }
     }
 }
 
@@ -268,7 +297,9 @@ fn default_intensity_scale() -> f64 {
 
 impl VoxelConfig {
     pub fn nz(&self) -> usize {
-        ((self.z_range[1] - self.z_range[0]) / self.size[2]).round().max(1.0) as usize
+        ((self.z_range[1] - self.z_range[0]) / self.size[2])
+            .round()
+            .max(1.0) as usize
     }
 }
 
@@ -535,20 +566,57 @@ impl Default for TrainConfig {
 
 fn check_second(s: &SecondConfig, f: &str) -> Result<(), FieldError> {
     let n = s.layer_nums.len();
-    ensure(n > 0, &format!("{f}.layer_nums"), "needs at least one stage")?;
-    ensure(s.strides.len() == n, &format!("{f}.strides"), format!("needs {n} entries (one per stage)"))?;
-    ensure(s.channels.len() == n, &format!("{f}.channels"), format!("needs {n} entries (one per stage)"))?;
-    ensure(s.strides.iter().all(|&v| v >= 1), &format!("{f}.strides"), "must be >= 1")?;
-    ensure(s.channels.iter().all(|&v| v >= 1), &format!("{f}.channels"), "must be >= 1")
+    ensure(
+        n > 0,
+        &format!("{f}.layer_nums"),
+        "needs at least one stage",
+    )?;
+    ensure(
+        s.strides.len() == n,
+        &format!("{f}.strides"),
+        format!("needs {n} entries (one per stage)"),
+    )?;
+    ensure(
+        s.channels.len() == n,
+        &format!("{f}.channels"),
+        format!("needs {n} entries (one per stage)"),
+    )?;
+    ensure(
+        s.strides.iter().all(|&v| v >= 1),
+        &format!("{f}.strides"),
+        "must be >= 1",
+    )?;
+    ensure(
+        s.channels.iter().all(|&v| v >= 1),
+        &format!("{f}.channels"),
+        "must be >= 1",
+    )
 }
 
 /// Checks a SECOND + FPN pair and returns the output stride relative to the SECOND input.
-fn check_second_fpn(b: &SecondConfig, n: &SecondFpnConfig, bf: &str, nf: &str) -> Result<i64, FieldError> {
+fn check_second_fpn(
+    b: &SecondConfig,
+    n: &SecondFpnConfig,
+    bf: &str,
+    nf: &str,
+) -> Result<i64, FieldError> {
     check_second(b, bf)?;
     let k = b.strides.len();
-    ensure(n.upsample_strides.len() == k, &format!("{nf}.upsample_strides"), format!("needs {k} entries"))?;
-    ensure(n.channels.len() == k, &format!("{nf}.channels"), format!("needs {k} entries"))?;
-    ensure(n.upsample_strides.iter().all(|&v| v >= 1), &format!("{nf}.upsample_strides"), "must be >= 1")?;
+    ensure(
+        n.upsample_strides.len() == k,
+        &format!("{nf}.upsample_strides"),
+        format!("needs {k} entries"),
+    )?;
+    ensure(
+        n.channels.len() == k,
+        &format!("{nf}.channels"),
+        format!("needs {k} entries"),
+    )?;
+    ensure(
+        n.upsample_strides.iter().all(|&v| v >= 1),
+        &format!("{nf}.upsample_strides"),
+        "must be >= 1",
+    )?;
     let mut cum = 1;
     let mut out = None;
     for i in 0..k {
@@ -576,9 +644,21 @@ impl Validate for ModelConfig {
     fn validate(&self) -> Result<(), FieldError> {
         self.bev.check("bev")?;
         let cam = &self.camera;
-        ensure(cam.image_size.iter().all(|&v| v > 0), "camera.image_size", "must be positive")?;
-        ensure(cam.std.iter().all(|&v| v > 0.0), "camera.std", "must be positive")?;
-        ensure(cam.default_rig.num_cameras >= 1, "camera.default_rig.num_cameras", "must be >= 1")?;
+        ensure(
+            cam.image_size.iter().all(|&v| v > 0),
+            "camera.image_size",
+            "must be positive",
+        )?;
+        ensure(
+            cam.std.iter().all(|&v| v > 0.0),
+            "camera.std",
+            "must be positive",
+        )?;
+        ensure(
+            cam.default_rig.num_cameras >= 1,
+            "camera.default_rig.num_cameras",
+            "must be >= 1",
+        )?;
         ensure(
             cam.default_rig.fov_deg > 1.0 && cam.default_rig.fov_deg < 179.0,
             "camera.default_rig.fov_deg",
@@ -587,14 +667,46 @@ impl Validate for ModelConfig {
         let bb = &cam.backbone;
         let ns = bb.depths.len();
         ensure(ns > 0, "camera.backbone.depths", "needs at least one stage")?;
-        ensure(bb.depths.iter().all(|&d| d >= 1), "camera.backbone.depths", "every stage needs >= 1 block")?;
-        ensure(bb.channels.len() == ns, "camera.backbone.channels", format!("needs {ns} entries (one per stage)"))?;
-        ensure(bb.strides.len() == ns, "camera.backbone.strides", format!("needs {ns} entries (one per stage)"))?;
-        ensure(bb.strides.iter().all(|&s| s == 1 || s == 2), "camera.backbone.strides", "must be 1 or 2")?;
-        ensure(bb.channels.iter().all(|&c| c >= 1), "camera.backbone.channels", "must be >= 1")?;
-        ensure(bb.stem_channels >= 1, "camera.backbone.stem_channels", "must be >= 1")?;
-        ensure(bb.stem_kernel % 2 == 1, "camera.backbone.stem_kernel", "must be odd")?;
-        ensure(bb.stem_stride >= 1, "camera.backbone.stem_stride", "must be >= 1")?;
+        ensure(
+            bb.depths.iter().all(|&d| d >= 1),
+            "camera.backbone.depths",
+            "every stage needs >= 1 block",
+        )?;
+        ensure(
+            bb.channels.len() == ns,
+            "camera.backbone.channels",
+            format!("needs {ns} entries (one per stage)"),
+        )?;
+        ensure(
+            bb.strides.len() == ns,
+            "camera.backbone.strides",
+            format!("needs {ns} entries (one per stage)"),
+        )?;
+        ensure(
+            bb.strides.iter().all(|&s| s == 1 || s == 2),
+            "camera.backbone.strides",
+            "must be 1 or 2",
+        )?;
+        ensure(
+            bb.channels.iter().all(|&c| c >= 1),
+            "camera.backbone.channels",
+            "must be >= 1",
+        )?;
+        ensure(
+            bb.stem_channels >= 1,
+            "camera.backbone.stem_channels",
+            "must be >= 1",
+        )?;
+        ensure(
+            bb.stem_kernel % 2 == 1,
+            "camera.backbone.stem_kernel",
+            "must be odd",
+        )?;
+        ensure(
+            bb.stem_stride >= 1,
+            "camera.backbone.stem_stride",
+            "must be >= 1",
+        )?;
         if bb.block == BlockKind::Bottleneck {
             ensure(
                 bb.channels.iter().all(|&c| c % 4 == 0),
@@ -603,9 +715,14 @@ impl Validate for ModelConfig {
             )?;
         }
         let neck = &cam.neck;
-        ensure(!neck.in_stages.is_empty(), "camera.neck.in_stages", "needs at least one stage")?;
         ensure(
-            neck.in_stages.windows(2).all(|w| w[0] < w[1]) && neck.in_stages.iter().all(|&s| s < ns),
+            !neck.in_stages.is_empty(),
+            "camera.neck.in_stages",
+            "needs at least one stage",
+        )?;
+        ensure(
+            neck.in_stages.windows(2).all(|w| w[0] < w[1])
+                && neck.in_stages.iter().all(|&s| s < ns),
             "camera.neck.in_stages",
             format!("must be increasing stage indices below {ns}"),
         )?;
@@ -614,7 +731,11 @@ impl Validate for ModelConfig {
         for (i, &s) in neck.in_stages.iter().enumerate().skip(1) {
             let prev = bb.stage_stride(neck.in_stages[i - 1]);
             let this = bb.stage_stride(s);
-            ensure(this % prev == 0, "camera.neck.in_stages", "stage strides must divide each other")?;
+            ensure(
+                this % prev == 0,
+                "camera.neck.in_stages",
+                "stage strides must divide each other",
+            )?;
         }
         let deepest = bb.stage_stride(*neck.in_stages.last().unwrap_or(&0));
         ensure(
@@ -629,20 +750,56 @@ impl Validate for ModelConfig {
             "camera.vtransform.depth",
             "must be [min > 0, max > min, step > 0]",
         )?;
-        ensure(vt.num_bins() >= 1, "camera.vtransform.depth", "gives no depth bins")?;
-        ensure(vt.z_range[1] > vt.z_range[0], "camera.vtransform.z_range", "max must exceed min")?;
-        ensure(vt.channels >= 1, "camera.vtransform.channels", "must be >= 1")?;
-        ensure(vt.depthnet_channels >= 0, "camera.vtransform.depthnet_channels", "must be >= 0")?;
-        ensure(vt.downsample == 1 || vt.downsample == 2, "camera.vtransform.downsample", "must be 1 or 2")?;
-        ensure(vt.depth_hint_channels >= 1, "camera.vtransform.depth_hint_channels", "must be >= 1")?;
+        ensure(
+            vt.num_bins() >= 1,
+            "camera.vtransform.depth",
+            "gives no depth bins",
+        )?;
+        ensure(
+            vt.z_range[1] > vt.z_range[0],
+            "camera.vtransform.z_range",
+            "max must exceed min",
+        )?;
+        ensure(
+            vt.channels >= 1,
+            "camera.vtransform.channels",
+            "must be >= 1",
+        )?;
+        ensure(
+            vt.depthnet_channels >= 0,
+            "camera.vtransform.depthnet_channels",
+            "must be >= 0",
+        )?;
+        ensure(
+            vt.downsample == 1 || vt.downsample == 2,
+            "camera.vtransform.downsample",
+            "must be 1 or 2",
+        )?;
+        ensure(
+            vt.depth_hint_channels >= 1,
+            "camera.vtransform.depth_hint_channels",
+            "must be >= 1",
+        )?;
 
         let lid = &self.lidar;
         let v = &lid.voxel;
-        ensure(v.size.iter().all(|&s| s > 0.0), "lidar.voxel.size", "must be positive")?;
-        ensure(v.z_range[1] > v.z_range[0], "lidar.voxel.z_range", "max must exceed min")?;
+        ensure(
+            v.size.iter().all(|&s| s > 0.0),
+            "lidar.voxel.size",
+            "must be positive",
+        )?;
+        ensure(
+            v.z_range[1] > v.z_range[0],
+            "lidar.voxel.z_range",
+            "max must exceed min",
+        )?;
         ensure(v.max_points >= 1, "lidar.voxel.max_points", "must be >= 1")?;
         ensure(v.max_voxels >= 1, "lidar.voxel.max_voxels", "must be >= 1")?;
-        ensure(lid.encoder.channels >= 1, "lidar.encoder.channels", "must be >= 1")?;
+        ensure(
+            lid.encoder.channels >= 1,
+            "lidar.encoder.channels",
+            "must be >= 1",
+        )?;
         let lstride = check_second_fpn(&lid.backbone, &lid.neck, "lidar.backbone", "lidar.neck")?;
         ensure(
             (v.size[0] - v.size[1]).abs() < 1e-9,
@@ -658,20 +815,40 @@ impl Validate for ModelConfig {
             ),
         )?;
         ensure(self.fuser.channels >= 1, "fuser.channels", "must be >= 1")?;
-        let dstride = check_second_fpn(&self.decoder.backbone, &self.decoder.neck, "decoder.backbone", "decoder.neck")?;
-        ensure(dstride == 1, "decoder.neck.upsample_strides", "the decoder must end at stride 1 (the bev grid)")?;
+        let dstride = check_second_fpn(
+            &self.decoder.backbone,
+            &self.decoder.neck,
+            "decoder.backbone",
+            "decoder.neck",
+        )?;
+        ensure(
+            dstride == 1,
+            "decoder.neck.upsample_strides",
+            "the decoder must end at stride 1 (the bev grid)",
+        )?;
         ensure(
             self.heads.det.is_some() || self.heads.seg.is_some(),
             "heads",
             "needs at least one of det, seg",
         )?;
         if let Some(d) = &self.heads.det {
-            ensure(d.shared_channels >= 1, "heads.det.shared_channels", "must be >= 1")?;
-            ensure(d.head_channels >= 1, "heads.det.head_channels", "must be >= 1")?;
+            ensure(
+                d.shared_channels >= 1,
+                "heads.det.shared_channels",
+                "must be >= 1",
+            )?;
+            ensure(
+                d.head_channels >= 1,
+                "heads.det.head_channels",
+                "must be >= 1",
+            )?;
             ensure(
                 d.nms_radius.len() == crate::classes::DETECTION_CLASSES.len(),
                 "heads.det.nms_radius",
-                format!("needs one radius per detection class ({})", crate::classes::DETECTION_CLASSES.len()),
+                format!(
+                    "needs one radius per detection class ({})",
+                    crate::classes::DETECTION_CLASSES.len()
+                ),
             )?;
             ensure(d.pre_max >= 1, "heads.det.pre_max", "must be >= 1")?;
             ensure(d.max_objects >= 1, "heads.det.max_objects", "must be >= 1")?;
@@ -693,7 +870,11 @@ impl Validate for ModelConfig {
         ensure(t.batch_size >= 1, "train.batch_size", "must be >= 1")?;
         ensure(t.steps >= 1, "train.steps", "must be >= 1")?;
         ensure(t.log_every >= 1, "train.log_every", "must be >= 1")?;
-        ensure(t.checkpoint_every >= 1, "train.checkpoint_every", "must be >= 1")?;
+        ensure(
+            t.checkpoint_every >= 1,
+            "train.checkpoint_every",
+            "must be >= 1",
+        )?;
         Ok(())
     }
 }
@@ -730,9 +911,15 @@ impl ModelConfig {
     /// Parse a config from the JSON embedded in a checkpoint (`origin` names the file).
     pub fn from_json(json: &str, origin: &str) -> anyhow::Result<Self> {
         let mut de = serde_json::Deserializer::from_str(json);
-        let cfg: ModelConfig = serde_path_to_error::deserialize(&mut de)
-            .map_err(|e| anyhow::anyhow!("{origin}: model_config: field `{}`: {}", e.path(), e.inner()))?;
-        cfg.validate().map_err(|e| anyhow::anyhow!("{origin}: model_config: {e}"))?;
+        let cfg: ModelConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            anyhow::anyhow!(
+                "{origin}: model_config: field `{}`: {}",
+                e.path(),
+                e.inner()
+            )
+        })?;
+        cfg.validate()
+            .map_err(|e| anyhow::anyhow!("{origin}: model_config: {e}"))?;
         Ok(cfg)
     }
 
@@ -756,7 +943,10 @@ impl ModelConfig {
             let known: Vec<String> = plan.sizes().keys().cloned().collect();
             return Err(FieldError::new(
                 format!("widths.{bad}"),
-                format!("no width slot of that name (the model's slots: {})", known.join(", ")),
+                format!(
+                    "no width slot of that name (the model's slots: {})",
+                    known.join(", ")
+                ),
             ));
         }
         Ok(())

@@ -16,16 +16,33 @@ pub struct ConvFuser {
 }
 
 impl ConvFuser {
-    pub fn new(p: &nn::Path, cfg: &FuserConfig, camera: &ChannelSpec, lidar: &ChannelSpec, slots: &mut Slots) -> Self {
+    pub fn new(
+        p: &nn::Path,
+        cfg: &FuserConfig,
+        camera: &ChannelSpec,
+        lidar: &ChannelSpec,
+        slots: &mut Slots,
+    ) -> Self {
         let slot = format!("{}.conv", path_name(p));
         let w = slots.width(&slot, cfg.channels);
         let input = ChannelSpec::concat(&[camera, lidar]);
-        let conv = ConvBn::new(&(p / "conv"), &input, w, Some(&slot), ConvOpts::cbr(3, 1), slots);
-        Self { conv, out_spec: ChannelSpec::slot(&slot, w) }
+        let conv = ConvBn::new(
+            &(p / "conv"),
+            &input,
+            w,
+            Some(&slot),
+            ConvOpts::cbr(3, 1),
+            slots,
+        );
+        Self {
+            conv,
+            out_spec: ChannelSpec::slot(&slot, w),
+        }
     }
 
     /// `camera`, `lidar`: `[B, C_c, NX, NY]`, `[B, C_l, NX, NY]`.
     pub fn forward_t(&self, camera: &Tensor, lidar: &Tensor, train: bool) -> Tensor {
-        self.conv.forward_t(&Tensor::cat(&[camera, lidar], 1), train)
+        self.conv
+            .forward_t(&Tensor::cat(&[camera, lidar], 1), train)
     }
 }

@@ -14,7 +14,13 @@ use tch::{nn, Tensor};
 
 /// Sparse depth image `[height * width]` (metres, 0 = no point) of the points seen by one
 /// camera; the nearest point wins a pixel.
-pub fn project_depth(points: &[f32], point_dims: usize, cam: &CameraGeometry, height: usize, width: usize) -> Vec<f32> {
+pub fn project_depth(
+    points: &[f32],
+    point_dims: usize,
+    cam: &CameraGeometry,
+    height: usize,
+    width: usize,
+) -> Vec<f32> {
     let mut depth = vec![0f32; height * width];
     let t = &cam.cam_to_lidar;
     // lidar -> camera: R^T (p - t)
@@ -23,7 +29,11 @@ pub fn project_depth(points: &[f32], point_dims: usize, cam: &CameraGeometry, he
     let rinv = r.try_inverse().unwrap_or_else(nalgebra::Matrix3::identity);
     let k = &cam.intrinsics;
     for p in points.chunks_exact(point_dims) {
-        let v = nalgebra::Vector3::new(p[0] as f64 - tr[0], p[1] as f64 - tr[1], p[2] as f64 - tr[2]);
+        let v = nalgebra::Vector3::new(
+            p[0] as f64 - tr[0],
+            p[1] as f64 - tr[1],
+            p[2] as f64 - tr[2],
+        );
         let c = rinv * v;
         if c.z < 0.1 {
             continue;
@@ -62,7 +72,14 @@ impl DepthHintEncoder {
             let st = if s > 1 { 2 } else { 1 };
             let slot = format!("{prefix}.{i}");
             let w = slots.width(&slot, channels);
-            convs.push(ConvBn::new(&(p / i), &input, w, Some(&slot), ConvOpts::cbr(3, st), slots));
+            convs.push(ConvBn::new(
+                &(p / i),
+                &input,
+                w,
+                Some(&slot),
+                ConvOpts::cbr(3, st),
+                slots,
+            ));
             input = ChannelSpec::slot(&slot, w);
             i += 1;
             s /= 2;
@@ -70,7 +87,10 @@ impl DepthHintEncoder {
                 break;
             }
         }
-        Self { convs, out_spec: input }
+        Self {
+            convs,
+            out_spec: input,
+        }
     }
 
     pub fn forward_t(&self, depth: &Tensor, train: bool) -> Tensor {

@@ -66,7 +66,11 @@ impl FlopReport {
     }
     /// Sum over the parts of one group (`camera`, `lidar`, fusion = everything else).
     pub fn group(&self, group: crate::model::Group) -> f64 {
-        self.parts.iter().filter(|p| crate::model::Group::of_param(&p.0) == group).map(|p| p.1).sum()
+        self.parts
+            .iter()
+            .filter(|p| crate::model::Group::of_param(&p.0) == group)
+            .map(|p| p.1)
+            .sum()
     }
 }
 
@@ -121,7 +125,10 @@ mod tests {
 
     #[test]
     fn parts_and_counter_scope() {
-        assert_eq!(part_of("camera.backbone.layer1.0.conv1.conv"), "camera.backbone");
+        assert_eq!(
+            part_of("camera.backbone.layer1.0.conv1.conv"),
+            "camera.backbone"
+        );
         assert_eq!(part_of("fuser.conv.conv"), "fuser");
         assert!(!counting());
         let (_, c) = with_counter(|| {

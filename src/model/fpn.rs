@@ -19,7 +19,12 @@ pub struct Fpn {
 }
 
 impl Fpn {
-    pub fn new(p: &nn::Path, cfg: &FpnConfig, stage_specs: &[ChannelSpec], slots: &mut Slots) -> Self {
+    pub fn new(
+        p: &nn::Path,
+        cfg: &FpnConfig,
+        stage_specs: &[ChannelSpec],
+        slots: &mut Slots,
+    ) -> Self {
         let prefix = path_name(p);
         let lat_slot = format!("{prefix}.lateral");
         let out_slot = format!("{prefix}.out");
@@ -29,12 +34,31 @@ impl Fpn {
             .iter()
             .enumerate()
             .map(|(i, &s)| {
-                ConvBn::new(&(p / "lateral" / i), &stage_specs[s], lw, Some(&lat_slot), ConvOpts::cbr(1, 1).no_relu(), slots)
+                ConvBn::new(
+                    &(p / "lateral" / i),
+                    &stage_specs[s],
+                    lw,
+                    Some(&lat_slot),
+                    ConvOpts::cbr(1, 1).no_relu(),
+                    slots,
+                )
             })
             .collect();
         let ow = slots.width(&out_slot, cfg.channels);
-        let out = ConvBn::new(&(p / "out"), &ChannelSpec::slot(&lat_slot, lw), ow, Some(&out_slot), ConvOpts::cbr(3, 1), slots);
-        Self { in_stages: cfg.in_stages.clone(), laterals, out, out_spec: ChannelSpec::slot(&out_slot, ow) }
+        let out = ConvBn::new(
+            &(p / "out"),
+            &ChannelSpec::slot(&lat_slot, lw),
+            ow,
+            Some(&out_slot),
+            ConvOpts::cbr(3, 1),
+            slots,
+        );
+        Self {
+            in_stages: cfg.in_stages.clone(),
+            laterals,
+            out,
+            out_spec: ChannelSpec::slot(&out_slot, ow),
+        }
     }
 
     pub fn forward_t(&self, stages: &[Tensor], train: bool) -> Tensor {
@@ -49,6 +73,7 @@ impl Fpn {
                 }
             });
         }
-        self.out.forward_t(&y.expect("at least one FPN input"), train)
+        self.out
+            .forward_t(&y.expect("at least one FPN input"), train)
     }
 }

@@ -31,7 +31,14 @@ fn kaiming(p: &nn::Path, name: &str, dims: &[i64], fan_in: i64) -> Tensor {
     }
     // He normal initialisation (fan-in, ReLU gain).
     let std = (2.0 / fan_in.max(1) as f64).sqrt();
-    p.var(name, dims, nn::Init::Randn { mean: 0.0, stdev: std })
+    p.var(
+        name,
+        dims,
+        nn::Init::Randn {
+            mean: 0.0,
+            stdev: std,
+        },
+    )
 }
 
 /// BatchNorm parameters and running statistics (`weight`, `bias`, `running_mean`,
@@ -91,11 +98,23 @@ pub struct ConvOpts {
 impl ConvOpts {
     /// `k x k` conv, stride `s`, BN + ReLU.
     pub fn cbr(kernel: i64, stride: i64) -> Self {
-        Self { kernel, stride, bn: true, relu: true, transposed: false }
+        Self {
+            kernel,
+            stride,
+            bn: true,
+            relu: true,
+            transposed: false,
+        }
     }
     /// `k x k` conv with bias, no BN, no ReLU (output layers).
     pub fn plain(kernel: i64) -> Self {
-        Self { kernel, stride: 1, bn: false, relu: false, transposed: false }
+        Self {
+            kernel,
+            stride: 1,
+            bn: false,
+            relu: false,
+            transposed: false,
+        }
     }
     pub fn no_relu(mut self) -> Self {
         self.relu = false;
@@ -118,12 +137,22 @@ pub struct ConvBn {
 impl ConvBn {
     /// A conv from `input` to `out` channels. When `slot` is given, the output channels are
     /// that width slot; otherwise they are fixed (not prunable).
-    pub fn new(p: &nn::Path, input: &ChannelSpec, out: i64, slot: Option<&str>, opts: ConvOpts, slots: &mut Slots) -> Self {
+    pub fn new(
+        p: &nn::Path,
+        input: &ChannelSpec,
+        out: i64,
+        slot: Option<&str>,
+        opts: ConvOpts,
+        slots: &mut Slots,
+    ) -> Self {
         let cin = input.size();
         let k = opts.kernel;
         let conv_p = p / "conv";
-        let (dims, out_dim, in_dim) =
-            if opts.transposed { (vec![cin, out, k, k], 1, 0) } else { (vec![out, cin, k, k], 0, 1) };
+        let (dims, out_dim, in_dim) = if opts.transposed {
+            (vec![cin, out, k, k], 1, 0)
+        } else {
+            (vec![out, cin, k, k], 0, 1)
+        };
         let weight = kaiming(&conv_p, "weight", &dims, cin * k * k);
         let bias = (!opts.bn).then(|| conv_p.var("bias", &[out], nn::Init::Const(0.0)));
         let bn = opts.bn.then(|| BatchNorm::new(&(p / "bn"), out));
@@ -137,7 +166,15 @@ impl ConvBn {
             }
         }
         slots.consume(input, conv_p.path("weight"), in_dim);
-        Self { name: p.path("conv"), weight, bias, bn, opts, in_channels: cin, out_channels: out }
+        Self {
+            name: p.path("conv"),
+            weight,
+            bias,
+            bn,
+            opts,
+            in_channels: cin,
+            out_channels: out,
+        }
     }
 
     /// Give the output bias a constant initial value (heatmap prior).
@@ -152,15 +189,34 @@ impl ConvBn {
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let o = &self.opts;
         let y = if o.transposed {
-            x.conv_transpose2d(&self.weight, self.bias.as_ref(), [o.stride, o.stride], [0, 0], [0, 0], 1, [1, 1])
+            x.conv_transpose2d(
+                &self.weight,
+                self.bias.as_ref(),
+                [o.stride, o.stride],
+                [0, 0],
+                [0, 0],
+                1,
+                [1, 1],
+            )
         } else {
             let pad = o.kernel / 2;
-            x.conv2d(&self.weight, self.bias.as_ref(), [o.stride, o.stride], [pad, pad], [1, 1], 1)
+            x.conv2d(
+                &self.weight,
+                self.bias.as_ref(),
+                [o.stride, o.stride],
+                [pad, pad],
+                [1, 1],
+                1,
+            )
         };
         if flops::counting() {
             let (n_in, n_out) = (x.numel() as i64, y.numel() as i64);
             let kk = o.kernel * o.kernel;
-            let macs = if o.transposed { n_in * self.out_channels * kk } else { n_out * self.in_channels * kk };
+            let macs = if o.transposed {
+                n_in * self.out_channels * kk
+            } else {
+                n_out * self.in_channels * kk
+            };
             flops::record(&self.name, macs);
         }
         let y = match &self.bn {
@@ -194,7 +250,13 @@ impl LinearBn {
         slots.produce(slot, lin.path("weight"), 0, 0);
         BatchNorm::register(&(p / "bn"), slot, slots);
         slots.consume(input, lin.path("weight"), 1);
-        Self { name: lin.path("weight"), weight, bn, in_features: cin, out_features: out }
+        Self {
+            name: lin.path("weight"),
+            weight,
+            bn,
+            in_features: cin,
+            out_features: out,
+        }
     }
 
     /// `x`: `[N, C_in]` -> `[N, C_out]`.

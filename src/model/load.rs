@@ -31,7 +31,10 @@ pub struct LoadedModel {
 
 impl std::fmt::Debug for LoadedModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadedModel").field("cfg", &self.cfg.name).field("masks", &self.masks.len()).finish()
+        f.debug_struct("LoadedModel")
+            .field("cfg", &self.cfg.name)
+            .field("masks", &self.masks.len())
+            .finish()
     }
 }
 
@@ -40,7 +43,13 @@ impl LoadedModel {
     pub fn new(cfg: &ModelConfig, device: Device) -> Result<Self> {
         let vs = nn::VarStore::new(device);
         let model = BevFusion::new(&vs.root(), cfg)?;
-        Ok(Self { vs, model, cfg: cfg.clone(), masks: BTreeMap::new(), metadata: BTreeMap::new() })
+        Ok(Self {
+            vs,
+            model,
+            cfg: cfg.clone(),
+            masks: BTreeMap::new(),
+            metadata: BTreeMap::new(),
+        })
     }
 
     /// Load a checkpoint with the config embedded in it.
@@ -56,11 +65,20 @@ impl LoadedModel {
 
     /// Load a checkpoint's weights into a model built from `cfg` (not the embedded config).
     /// A checkpoint of another shape gives an error naming the first mismatching parameter.
-    pub fn from_checkpoint_with_config(path: impl AsRef<Path>, cfg: &ModelConfig, device: Device) -> Result<Self> {
+    pub fn from_checkpoint_with_config(
+        path: impl AsRef<Path>,
+        cfg: &ModelConfig,
+        device: Device,
+    ) -> Result<Self> {
         let path = path.as_ref();
         let ck = Checkpoint::load(path)?;
-        Self::from_loaded(ck, cfg, device)
-            .with_context(|| format!("loading {} into model config `{}`", path.display(), cfg.name))
+        Self::from_loaded(ck, cfg, device).with_context(|| {
+            format!(
+                "loading {} into model config `{}`",
+                path.display(),
+                cfg.name
+            )
+        })
     }
 
     fn from_loaded(ck: Checkpoint, cfg: &ModelConfig, device: Device) -> Result<Self> {
@@ -68,9 +86,15 @@ impl LoadedModel {
         ck.load_into_var_store(&mut m.vs, &[MASK_PREFIX, OPTIM_PREFIX])?;
         let vars = m.vs.variables();
         for (name, mask) in ck.masks() {
-            let Some(var) = vars.get(&name) else { bail!("mask `{MASK_PREFIX}{name}` has no parameter `{name}`") };
+            let Some(var) = vars.get(&name) else {
+                bail!("mask `{MASK_PREFIX}{name}` has no parameter `{name}`")
+            };
             if mask.size() != var.size() {
-                bail!("mask of `{name}` has shape {:?}, the parameter {:?}", mask.size(), var.size());
+                bail!(
+                    "mask of `{name}` has shape {:?}, the parameter {:?}",
+                    mask.size(),
+                    var.size()
+                );
             }
             let mask = mask.to_kind(var.kind()).to_device(device);
             tch::no_grad(|| {
@@ -103,9 +127,13 @@ pub fn checkpoint_of(
     let mut ck = Checkpoint::new();
     ck.insert_var_store(vs);
     for (n, m) in masks {
-        ck.tensors.insert(format!("{MASK_PREFIX}{n}"), m.to_kind(tch::Kind::Uint8).to_device(Device::Cpu));
+        ck.tensors.insert(
+            format!("{MASK_PREFIX}{n}"),
+            m.to_kind(tch::Kind::Uint8).to_device(Device::Cpu),
+        );
     }
-    ck.metadata.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+    ck.metadata
+        .extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
     ck.metadata.insert("model_config".into(), cfg.to_json());
     let kind = if !masks.is_empty() {
         "masked"
@@ -114,7 +142,9 @@ pub fn checkpoint_of(
     } else {
         "dense"
     };
-    ck.metadata.entry("kind".into()).or_insert_with(|| kind.to_string());
+    ck.metadata
+        .entry("kind".into())
+        .or_insert_with(|| kind.to_string());
     ck
 }
 
@@ -131,7 +161,10 @@ pub fn load_groups(vs: &nn::VarStore, path: impl AsRef<Path>, groups: &[Group]) 
             continue;
         }
         let src = ck.tensors.get(&name).with_context(|| {
-            format!("{}: lacks parameter `{name}` (a checkpoint of another model config?)", path.display())
+            format!(
+                "{}: lacks parameter `{name}` (a checkpoint of another model config?)",
+                path.display()
+            )
         })?;
         if src.size() != var.size() {
             bail!(
@@ -141,7 +174,10 @@ pub fn load_groups(vs: &nn::VarStore, path: impl AsRef<Path>, groups: &[Group]) 
                 var.size()
             );
         }
-        tch::no_grad(|| var.shallow_clone().copy_(&src.to_kind(var.kind()).to_device(var.device())));
+        tch::no_grad(|| {
+            var.shallow_clone()
+                .copy_(&src.to_kind(var.kind()).to_device(var.device()))
+        });
         n += 1;
     }
     Ok(n)

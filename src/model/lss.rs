@@ -60,13 +60,22 @@ pub struct Lss {
 
 impl Lss {
     /// `input`: the neck's output layout at `feature_stride`.
-    pub fn new(p: &nn::Path, cfg: &ModelConfig, input: &ChannelSpec, feature_stride: i64, slots: &mut Slots) -> Self {
+    pub fn new(
+        p: &nn::Path,
+        cfg: &ModelConfig,
+        input: &ChannelSpec,
+        feature_stride: i64,
+        slots: &mut Slots,
+    ) -> Self {
         let vt = &cfg.camera.vtransform;
         let prefix = path_name(p);
         let d = vt.num_bins();
-        let bins = (0..d).map(|k| vt.depth[0] + (k as f64 + 0.5) * vt.depth[2]).collect();
-        let hint = (vt.kind == VTransformKind::DepthLss)
-            .then(|| DepthHintEncoder::new(&(p / "hint"), vt.depth_hint_channels, feature_stride, slots));
+        let bins = (0..d)
+            .map(|k| vt.depth[0] + (k as f64 + 0.5) * vt.depth[2])
+            .collect();
+        let hint = (vt.kind == VTransformKind::DepthLss).then(|| {
+            DepthHintEncoder::new(&(p / "hint"), vt.depth_hint_channels, feature_stride, slots)
+        });
         let dn_in = match &hint {
             Some(h) => ChannelSpec::concat(&[&h.out_spec, input]),
             None => input.clone(),
@@ -74,14 +83,28 @@ impl Lss {
         let (depthnet_mid, out_in) = if vt.depthnet_channels > 0 {
             let slot = format!("{prefix}.depthnet.mid");
             let w = slots.width(&slot, vt.depthnet_channels);
-            let c = ConvBn::new(&(p / "depthnet" / "mid"), &dn_in, w, Some(&slot), ConvOpts::cbr(3, 1), slots);
+            let c = ConvBn::new(
+                &(p / "depthnet" / "mid"),
+                &dn_in,
+                w,
+                Some(&slot),
+                ConvOpts::cbr(3, 1),
+                slots,
+            );
             (Some(c), ChannelSpec::slot(&slot, w))
         } else {
             (None, dn_in)
         };
         let feat_slot = format!("{prefix}.feat");
         let c = slots.width(&feat_slot, vt.channels);
-        let depthnet_out = ConvBn::new(&(p / "depthnet" / "out"), &out_in, d + c, None, ConvOpts::plain(1), slots);
+        let depthnet_out = ConvBn::new(
+            &(p / "depthnet" / "out"),
+            &out_in,
+            d + c,
+            None,
+            ConvOpts::plain(1),
+            slots,
+        );
         let out_p = p / "depthnet" / "out" / "conv";
         slots.produce(&feat_slot, out_p.path("weight"), 0, d);
         slots.produce(&feat_slot, out_p.path("bias"), 0, d);
@@ -91,7 +114,14 @@ impl Lss {
             for (i, st) in [1, vt.downsample, 1].into_iter().enumerate() {
                 let slot = format!("{prefix}.downsample.{i}");
                 let w = slots.width(&slot, vt.channels);
-                downsample.push(ConvBn::new(&(p / "downsample" / i), &spec, w, Some(&slot), ConvOpts::cbr(3, st), slots));
+                downsample.push(ConvBn::new(
+                    &(p / "downsample" / i),
+                    &spec,
+                    w,
+                    Some(&slot),
+                    ConvOpts::cbr(3, st),
+                    slots,
+                ));
                 spec = ChannelSpec::slot(&slot, w);
             }
         }
@@ -118,7 +148,10 @@ impl Lss {
 
     /// Feature-map size `(fh, fw)`.
     pub fn feature_size(&self) -> (i64, i64) {
-        (self.image_size[0] / self.feature_stride, self.image_size[1] / self.feature_stride)
+        (
+            self.image_size[0] / self.feature_stride,
+            self.image_size[1] / self.feature_stride,
+        )
     }
 
     fn key(&self, calib: &[CameraGeometry], batch: usize) -> u64 {
@@ -134,7 +167,12 @@ impl Lss {
     }
 
     /// The cached geometry of a batch's calibration (computed on first use).
-    pub fn geometry(&self, calib: &[CameraGeometry], batch: usize, device: Device) -> Arc<LssGeometry> {
+    pub fn geometry(
+        &self,
+        calib: &[CameraGeometry],
+        batch: usize,
+        device: Device,
+    ) -> Arc<LssGeometry> {
         let key = self.key(calib, batch);
         {
             let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
@@ -157,7 +195,12 @@ impl Lss {
         g
     }
 
-    fn compute_geometry(&self, calib: &[CameraGeometry], batch: usize, device: Device) -> LssGeometry {
+    fn compute_geometry(
+        &self,
+        calib: &[CameraGeometry],
+        batch: usize,
+        device: Device,
+    ) -> LssGeometry {
         let (fh, fw) = self.feature_size();
         let (fh, fw) = (fh as usize, fw as usize);
         let d = self.bins.len();
@@ -168,7 +211,9 @@ impl Lss {
         let mut entries: Vec<(i64, i64, i64)> = Vec::new(); // (cell, depth index, pixel index)
         for (cam_i, cam) in calib.iter().enumerate() {
             let b = cam_i / n_cam.max(1);
-            let Some(kinv) = cam.intrinsics.try_inverse() else { continue };
+            let Some(kinv) = cam.intrinsics.try_inverse() else {
+                continue;
+            };
             let r = cam.cam_to_lidar.fixed_view::<3, 3>(0, 0).into_owned();
             let t = cam.cam_to_lidar.fixed_view::<3, 1>(0, 3).into_owned();
             for v in 0..fh {
@@ -234,19 +279,30 @@ impl Lss {
         let g = &self.pool_grid;
         let (nx, ny) = (g.nx() as i64, g.ny() as i64);
         let d_sel = depth.reshape([-1]).index_select(0, &geom.depth_index);
-        let f_sel = ctx.permute([0, 2, 3, 1]).reshape([-1, c]).index_select(0, &geom.pixel_index);
+        let f_sel = ctx
+            .permute([0, 2, 3, 1])
+            .reshape([-1, c])
+            .index_select(0, &geom.pixel_index);
         let vals = f_sel.to_kind(Kind::Float) * d_sel.unsqueeze(1);
         if flops::counting() {
             // lifting (outer product) and pooling (sum): one MAC per kept point and channel
             flops::record("camera.vtransform.pool", geom.kept as i64 * c);
         }
-        let bev = Tensor::zeros([b * nx * ny, c], (Kind::Float, dev)).index_add(0, &geom.cell_index, &vals);
+        let bev = Tensor::zeros([b * nx * ny, c], (Kind::Float, dev)).index_add(
+            0,
+            &geom.cell_index,
+            &vals,
+        );
         let mut bev = bev.view([b, nx, ny, c]).permute([0, 3, 1, 2]).contiguous();
         for conv in &self.downsample {
             bev = conv.forward_t(&bev, train);
         }
         // Frames without any camera image contribute nothing (the convs' biases included).
-        let any = batch.camera_valid.amax([1], false).view([b, 1, 1, 1]).to_kind(bev.kind());
+        let any = batch
+            .camera_valid
+            .amax([1], false)
+            .view([b, 1, 1, 1])
+            .to_kind(bev.kind());
         let _ = self.kind;
         bev * any
     }
@@ -256,7 +312,17 @@ impl Lss {
 pub fn ring_camera(yaw: f64, fov_deg: f64, height: f64, image_size: [i64; 2]) -> CameraGeometry {
     let [h, w] = image_size;
     let f = (w as f64 / 2.0) / (fov_deg.to_radians() / 2.0).tan();
-    let k = nalgebra::Matrix3::new(f, 0.0, w as f64 / 2.0 - 0.5, 0.0, f, h as f64 / 2.0 - 0.5, 0.0, 0.0, 1.0);
+    let k = nalgebra::Matrix3::new(
+        f,
+        0.0,
+        w as f64 / 2.0 - 0.5,
+        0.0,
+        f,
+        h as f64 / 2.0 - 0.5,
+        0.0,
+        0.0,
+        1.0,
+    );
     // optical (x right, y down, z forward) -> LiDAR (x forward, y left, z up), then yaw
     let base = nalgebra::Matrix3::new(0.0, 0.0, 1.0, -1.0, 0.0, 0.0, 0.0, -1.0, 0.0);
     let rz = nalgebra::Rotation3::from_axis_angle(&nalgebra::Vector3::z_axis(), yaw).into_inner();
@@ -264,5 +330,8 @@ pub fn ring_camera(yaw: f64, fov_deg: f64, height: f64, image_size: [i64; 2]) ->
     let mut t = nalgebra::Matrix4::identity();
     t.fixed_view_mut::<3, 3>(0, 0).copy_from(&r);
     t[(2, 3)] = height;
-    CameraGeometry { intrinsics: k, cam_to_lidar: t }
+    CameraGeometry {
+        intrinsics: k,
+        cam_to_lidar: t,
+    }
 }

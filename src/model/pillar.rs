@@ -33,7 +33,13 @@ impl PillarEncoder {
         let vox = crate::model::voxelize::Voxelizer::new(cfg);
         let slot = format!("{}.pfn", path_name(p));
         let c = slots.width(&slot, cfg.lidar.encoder.channels);
-        let pfn = LinearBn::new(&(p / "pfn"), &ChannelSpec::fixed(PILLAR_POINT_FEATURES), c, &slot, slots);
+        let pfn = LinearBn::new(
+            &(p / "pfn"),
+            &ChannelSpec::fixed(PILLAR_POINT_FEATURES),
+            c,
+            &slot,
+            slots,
+        );
         let nz = vox.dims[2];
         let one = ChannelSpec::slot(&slot, c);
         let out_spec = ChannelSpec::concat(&vec![&one; nz]);
@@ -59,7 +65,9 @@ impl PillarEncoder {
         let f = &v.features; // [V, P, 4]
         let p = f.size()[1];
         let n = v.num_points.to_kind(Kind::Float).clamp_min(1.0);
-        let mask = Tensor::arange(p, (Kind::Int64, dev)).unsqueeze(0).lt_tensor(&v.num_points.unsqueeze(1));
+        let mask = Tensor::arange(p, (Kind::Int64, dev))
+            .unsqueeze(0)
+            .lt_tensor(&v.num_points.unsqueeze(1));
         let mask = mask.to_kind(Kind::Float).unsqueeze(2); // [V, P, 1]
         let xyz = f.narrow(2, 0, 3);
         let mean = (&xyz * &mask).sum_dim_intlist(1, false, Kind::Float) / n.unsqueeze(1);
@@ -77,11 +85,20 @@ impl PillarEncoder {
         let to_centre = &xyz - centre.unsqueeze(1);
         let feat = Tensor::cat(&[f.shallow_clone(), cluster, to_centre], 2) * &mask;
         debug_assert_eq!(f.size()[2], VOXEL_POINT_DIMS as i64);
-        let y = self.pfn.forward_t(&feat.view([nv * p, PILLAR_POINT_FEATURES]), train).view([nv, p, c]) * &mask;
+        let y = self
+            .pfn
+            .forward_t(&feat.view([nv * p, PILLAR_POINT_FEATURES]), train)
+            .view([nv, p, c])
+            * &mask;
         let y = y.amax([1], false); // [V, C]
-        let lin = ((v.coords.select(1, 0) * nz + v.coords.select(1, 1)) * nx + v.coords.select(1, 2)) * ny
+        let lin = ((v.coords.select(1, 0) * nz + v.coords.select(1, 1)) * nx
+            + v.coords.select(1, 2))
+            * ny
             + v.coords.select(1, 3);
         let canvas = Tensor::zeros([batch_size * nz * nx * ny, c], opts).index_add(0, &lin, &y);
-        canvas.view([batch_size, nz, nx, ny, c]).permute([0, 1, 4, 2, 3]).reshape([batch_size, nz * c, nx, ny])
+        canvas
+            .view([batch_size, nz, nx, ny, c])
+            .permute([0, 1, 4, 2, 3])
+            .reshape([batch_size, nz * c, nx, ny])
     }
 }

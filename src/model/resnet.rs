@@ -51,7 +51,11 @@ impl ResNet {
         // The slot of the stream entering stage 0: the stem's own, unless stage 0 begins
         // with an identity shortcut (then stem and layer-1 stream are one slot).
         let stage0_identity = cfg.channels[0] == cfg.stem_channels && cfg.strides[0] == 1;
-        let stem_slot = if stage0_identity { format!("{prefix}.layer1") } else { format!("{prefix}.stem") };
+        let stem_slot = if stage0_identity {
+            format!("{prefix}.layer1")
+        } else {
+            format!("{prefix}.stem")
+        };
         let stem_w = slots.width(&stem_slot, cfg.stem_channels);
         let stem = ConvBn::new(
             &(p / "stem"),
@@ -66,7 +70,12 @@ impl ResNet {
         let mut stream_slot = stem_slot;
         let mut stages = Vec::new();
         let mut out_specs = Vec::new();
-        for (s, (&depth, (&c, &stride))) in cfg.depths.iter().zip(cfg.channels.iter().zip(&cfg.strides)).enumerate() {
+        for (s, (&depth, (&c, &stride))) in cfg
+            .depths
+            .iter()
+            .zip(cfg.channels.iter().zip(&cfg.strides))
+            .enumerate()
+        {
             let lp = p / format!("layer{}", s + 1);
             let projection = in_structural != c || stride != 1;
             if projection {
@@ -83,7 +92,14 @@ impl ResNet {
                     BlockKind::Basic => {
                         let s1 = format!("{bname}.conv1");
                         let w1 = slots.width(&s1, c);
-                        let c1 = ConvBn::new(&(&bp / "conv1"), &input, w1, Some(&s1), ConvOpts::cbr(3, st), slots);
+                        let c1 = ConvBn::new(
+                            &(&bp / "conv1"),
+                            &input,
+                            w1,
+                            Some(&s1),
+                            ConvOpts::cbr(3, st),
+                            slots,
+                        );
                         let c2 = ConvBn::new(
                             &(&bp / "conv2"),
                             &ChannelSpec::slot(&s1, w1),
@@ -100,7 +116,14 @@ impl ResNet {
                         let s2 = format!("{bname}.conv2");
                         let w1 = slots.width(&s1, m);
                         let w2 = slots.width(&s2, m);
-                        let c1 = ConvBn::new(&(&bp / "conv1"), &input, w1, Some(&s1), ConvOpts::cbr(1, 1), slots);
+                        let c1 = ConvBn::new(
+                            &(&bp / "conv1"),
+                            &input,
+                            w1,
+                            Some(&s1),
+                            ConvOpts::cbr(1, 1),
+                            slots,
+                        );
                         let c2 = ConvBn::new(
                             &(&bp / "conv2"),
                             &ChannelSpec::slot(&s1, w1),
@@ -121,7 +144,14 @@ impl ResNet {
                     }
                 };
                 let down = (b == 0 && projection).then(|| {
-                    ConvBn::new(&(&bp / "downsample"), &input, cw, Some(&stream_slot), ConvOpts::cbr(1, st).no_relu(), slots)
+                    ConvBn::new(
+                        &(&bp / "downsample"),
+                        &input,
+                        cw,
+                        Some(&stream_slot),
+                        ConvOpts::cbr(1, st).no_relu(),
+                        slots,
+                    )
                 });
                 blocks.push(Block { convs, down });
                 input = out_spec;
@@ -130,7 +160,12 @@ impl ResNet {
             out_specs.push(input.clone());
             stages.push(blocks);
         }
-        Self { stem, pool: cfg.stem_pool, stages, out_specs }
+        Self {
+            stem,
+            pool: cfg.stem_pool,
+            stages,
+            out_specs,
+        }
     }
 
     /// `x`: `[N, 3, H, W]` -> each stage's output.

@@ -22,13 +22,26 @@ impl Second {
         let mut input = input.clone();
         let mut stages = Vec::new();
         let mut out_specs = Vec::new();
-        for (i, ((&n, &stride), &c)) in cfg.layer_nums.iter().zip(&cfg.strides).zip(&cfg.channels).enumerate() {
+        for (i, ((&n, &stride), &c)) in cfg
+            .layer_nums
+            .iter()
+            .zip(&cfg.strides)
+            .zip(&cfg.channels)
+            .enumerate()
+        {
             let mut convs = Vec::new();
             for j in 0..=n {
                 let slot = format!("{prefix}.blocks.{i}.{j}");
                 let w = slots.width(&slot, c);
                 let st = if j == 0 { stride } else { 1 };
-                convs.push(ConvBn::new(&(p / "blocks" / i / j), &input, w, Some(&slot), ConvOpts::cbr(3, st), slots));
+                convs.push(ConvBn::new(
+                    &(p / "blocks" / i / j),
+                    &input,
+                    w,
+                    Some(&slot),
+                    ConvOpts::cbr(3, st),
+                    slots,
+                ));
                 input = ChannelSpec::slot(&slot, w);
             }
             out_specs.push(input.clone());

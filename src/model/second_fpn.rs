@@ -16,7 +16,12 @@ pub struct SecondFpn {
 }
 
 impl SecondFpn {
-    pub fn new(p: &nn::Path, cfg: &SecondFpnConfig, in_specs: &[ChannelSpec], slots: &mut Slots) -> Self {
+    pub fn new(
+        p: &nn::Path,
+        cfg: &SecondFpnConfig,
+        in_specs: &[ChannelSpec],
+        slots: &mut Slots,
+    ) -> Self {
         let prefix = path_name(p);
         let mut deblocks = Vec::new();
         let mut outs = Vec::new();
@@ -24,11 +29,24 @@ impl SecondFpn {
             let slot = format!("{prefix}.deblocks.{i}");
             let w = slots.width(&slot, c);
             let opts = if up > 1 {
-                ConvOpts { kernel: up, stride: up, bn: true, relu: true, transposed: true }
+                ConvOpts {
+                    kernel: up,
+                    stride: up,
+                    bn: true,
+                    relu: true,
+                    transposed: true,
+                }
             } else {
                 ConvOpts::cbr(1, 1)
             };
-            deblocks.push(ConvBn::new(&(p / "deblocks" / i), &in_specs[i], w, Some(&slot), opts, slots));
+            deblocks.push(ConvBn::new(
+                &(p / "deblocks" / i),
+                &in_specs[i],
+                w,
+                Some(&slot),
+                opts,
+                slots,
+            ));
             outs.push(ChannelSpec::slot(&slot, w));
         }
         let out_spec = ChannelSpec::concat(&outs.iter().collect::<Vec<_>>());
@@ -36,7 +54,12 @@ impl SecondFpn {
     }
 
     pub fn forward_t(&self, xs: &[Tensor], train: bool) -> Tensor {
-        let ys: Vec<Tensor> = self.deblocks.iter().zip(xs).map(|(d, x)| d.forward_t(x, train)).collect();
+        let ys: Vec<Tensor> = self
+            .deblocks
+            .iter()
+            .zip(xs)
+            .map(|(d, x)| d.forward_t(x, train))
+            .collect();
         if ys.len() == 1 {
             return ys.into_iter().next().expect("one");
         }

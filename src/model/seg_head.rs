@@ -22,14 +22,34 @@ pub struct SegHead {
 }
 
 impl SegHead {
-    pub fn new(p: &nn::Path, cfg: &SegHeadConfig, bev: BevGrid, input: &ChannelSpec, slots: &mut Slots) -> Self {
+    pub fn new(
+        p: &nn::Path,
+        cfg: &SegHeadConfig,
+        bev: BevGrid,
+        input: &ChannelSpec,
+        slots: &mut Slots,
+    ) -> Self {
         let prefix = path_name(p);
         let s1 = format!("{prefix}.conv1");
         let s2 = format!("{prefix}.conv2");
         let w1 = slots.width(&s1, cfg.channels);
-        let conv1 = ConvBn::new(&(p / "conv1"), input, w1, Some(&s1), ConvOpts::cbr(3, 1), slots);
+        let conv1 = ConvBn::new(
+            &(p / "conv1"),
+            input,
+            w1,
+            Some(&s1),
+            ConvOpts::cbr(3, 1),
+            slots,
+        );
         let w2 = slots.width(&s2, cfg.channels);
-        let conv2 = ConvBn::new(&(p / "conv2"), &ChannelSpec::slot(&s1, w1), w2, Some(&s2), ConvOpts::cbr(3, 1), slots);
+        let conv2 = ConvBn::new(
+            &(p / "conv2"),
+            &ChannelSpec::slot(&s1, w1),
+            w2,
+            Some(&s2),
+            ConvOpts::cbr(3, 1),
+            slots,
+        );
         let classifier = ConvBn::new(
             &(p / "classifier"),
             &ChannelSpec::slot(&s2, w2),
@@ -38,7 +58,13 @@ impl SegHead {
             ConvOpts::plain(1),
             slots,
         );
-        Self { cfg: cfg.clone(), bev, conv1, conv2, classifier }
+        Self {
+            cfg: cfg.clone(),
+            bev,
+            conv1,
+            conv2,
+            classifier,
+        }
     }
 
     pub fn grid(&self) -> BevGrid {
@@ -62,14 +88,18 @@ impl SegHead {
         // grid_sample's last dim is (w, h) = (y, x) for our [.., NX, NY] layout.
         let gx = nxs.view([sx, 1]).expand([sx, sy], false);
         let gy = nys.view([1, sy]).expand([sx, sy], false);
-        let grid = Tensor::stack(&[gy, gx], 2).unsqueeze(0).expand([x.size()[0], sx, sy, 2], false);
+        let grid = Tensor::stack(&[gy, gx], 2)
+            .unsqueeze(0)
+            .expand([x.size()[0], sx, sy, 2], false);
         x.grid_sampler(&grid.to_kind(x.kind()), 0, 0, false)
     }
 
     /// Class logits `[B, 6, SX, SY]`.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let y = self.grid_transform(x);
-        let y = self.conv2.forward_t(&self.conv1.forward_t(&y, train), train);
+        let y = self
+            .conv2
+            .forward_t(&self.conv1.forward_t(&y, train), train);
         self.classifier.forward_t(&y, train)
     }
 
@@ -77,7 +107,12 @@ impl SegHead {
     /// not count.
     pub fn loss(&self, logits: &Tensor, target: &Tensor, valid: &Tensor) -> Tensor {
         let logits = logits.to_kind(Kind::Float);
-        let ce = logits.binary_cross_entropy_with_logits::<Tensor>(target, None, None, tch::Reduction::None);
+        let ce = logits.binary_cross_entropy_with_logits::<Tensor>(
+            target,
+            None,
+            None,
+            tch::Reduction::None,
+        );
         let per = match self.cfg.loss {
             SegLoss::Bce => ce,
             SegLoss::Focal => {

@@ -62,15 +62,30 @@ impl Voxelizer {
 
     /// Voxelise one sample's points (`point_dims` floats each: x, y, z, intensity, ...),
     /// mirrored by `flip` (negate x, negate y), appending to `out` with batch index `b`.
-    pub fn voxelize_into(&mut self, points: &[f32], point_dims: usize, b: i64, flip: (bool, bool), out: &mut Voxels) {
+    pub fn voxelize_into(
+        &mut self,
+        points: &[f32],
+        point_dims: usize,
+        b: i64,
+        flip: (bool, bool),
+        out: &mut Voxels,
+    ) {
         let [nx, ny, nz] = self.dims;
         let p = self.max_points;
         let sx = if flip.0 { -1.0f32 } else { 1.0 };
         let sy = if flip.1 { -1.0f32 } else { 1.0 };
         let first = out.num_points.len();
         let mut count = 0usize;
-        let (ox, oy, oz) = (self.origin[0] as f32, self.origin[1] as f32, self.origin[2] as f32);
-        let (vx, vy, vz) = (self.size[0] as f32, self.size[1] as f32, self.size[2] as f32);
+        let (ox, oy, oz) = (
+            self.origin[0] as f32,
+            self.origin[1] as f32,
+            self.origin[2] as f32,
+        );
+        let (vx, vy, vz) = (
+            self.size[0] as f32,
+            self.size[1] as f32,
+            self.size[2] as f32,
+        );
         for pt in points.chunks_exact(point_dims) {
             let (x, y, z) = (pt[0] * sx, pt[1] * sy, pt[2]);
             let fx = (x - ox) / vx;
@@ -94,8 +109,10 @@ impl Voxelizer {
                 self.table[cell] = v as i32;
                 self.touched.push(cell);
                 out.num_points.push(0);
-                out.coords.extend_from_slice(&[b, iz as i64, ix as i64, iy as i64]);
-                out.features.resize(out.features.len() + p * VOXEL_POINT_DIMS, 0.0);
+                out.coords
+                    .extend_from_slice(&[b, iz as i64, ix as i64, iy as i64]);
+                out.features
+                    .resize(out.features.len() + p * VOXEL_POINT_DIMS, 0.0);
                 v
             } else {
                 slot as usize
@@ -105,7 +122,11 @@ impl Voxelizer {
                 continue;
             }
             let o = (v * p + n) * VOXEL_POINT_DIMS;
-            let intensity = if point_dims > 3 { pt[3] * self.intensity_scale } else { 0.0 };
+            let intensity = if point_dims > 3 {
+                pt[3] * self.intensity_scale
+            } else {
+                0.0
+            };
             out.features[o..o + VOXEL_POINT_DIMS].copy_from_slice(&[x, y, z, intensity]);
             out.num_points[v] += 1;
         }
@@ -152,7 +173,10 @@ mod tests {
         v.voxelize_into(&pts, 4, 7, (false, false), &mut out);
         assert_eq!(out.num_points, vec![2, 1, 1]);
         assert_eq!(out.coords, vec![7, 0, 2, 2, 7, 0, 0, 3, 7, 0, 1, 1]);
-        assert_eq!(&out.features[0..8], &[0.5, 0.5, 0.0, 5.0, 0.6, 0.4, 0.0, 10.0]);
+        assert_eq!(
+            &out.features[0..8],
+            &[0.5, 0.5, 0.0, 5.0, 0.6, 0.4, 0.0, 10.0]
+        );
         // the table is clean again: a second call starts fresh
         v.voxelize_into(&pts[0..4], 4, 8, (true, false), &mut out);
         assert_eq!(out.len(), 4);

@@ -210,6 +210,23 @@ impl MaskSet {
         c
     }
 
+    /// The masks as a `param -> 0/1 tensor` map (the trainer's form).
+    pub fn to_map(&self) -> BTreeMap<String, Tensor> {
+        self.masks
+            .iter()
+            .map(|(k, v)| (k.clone(), v.shallow_clone()))
+            .collect()
+    }
+
+    /// Masks from a `param -> 0/1 tensor` map (groups from the names).
+    pub fn from_map(map: &BTreeMap<String, Tensor>) -> Self {
+        let mut m = Self::default();
+        for (k, v) in map {
+            m.insert(k, Group::of_param(k), v.shallow_clone());
+        }
+        m
+    }
+
     /// Store the masks in a checkpoint as uint8 `__mask__.<param>` tensors.
     pub fn write_to(&self, ckpt: &mut Checkpoint) {
         for (name, m) in &self.masks {

@@ -15,8 +15,10 @@
 //! | channel pruning, physically smaller model | [`structured`] |
 //! | per-run report (sparsity, params, GFLOPs, PNG) | [`report`] |
 //! | toy fusion models for hand-checked tests | [`toy`] |
+//! | the BEVFusion model as a prunable model | [`bevfusion`] |
 pub mod alter_eva;
 pub mod altermoma;
+pub mod bevfusion;
 pub mod deci;
 pub mod finetune;
 pub mod harness;

@@ -33,13 +33,19 @@ pub fn predict_each(
     device: Device,
     mut sink: impl FnMut(&Frame, FramePrediction) -> Result<()>,
 ) -> Result<()> {
-    let opts = BatchOptions { targets: TargetMode::Never, flips: None };
+    let opts = BatchOptions {
+        targets: TargetMode::Never,
+        flips: None,
+    };
     for chunk in indices.chunks(batch_size.max(1)) {
         let frames: Vec<Frame> = chunk.iter().map(|&i| data.get(i)).collect::<Result<_>>()?;
         let batch = Batch::from_frames_with(&frames, &model.cfg, device, &opts)?;
         let (boxes, seg) = tch::no_grad(|| {
             let out = model.forward(&batch, mask, false);
-            (model.decode(&out), model.seg_probs(&out).map(|p| p.to_device(Device::Cpu)))
+            (
+                model.decode(&out),
+                model.seg_probs(&out).map(|p| p.to_device(Device::Cpu)),
+            )
         });
         for (k, (f, b)) in frames.iter().zip(boxes).enumerate() {
             let pred = FramePrediction {
@@ -80,7 +86,10 @@ pub fn validation_loss(
     batch_size: usize,
     device: Device,
 ) -> Result<LossBreakdown> {
-    let opts = BatchOptions { targets: TargetMode::Always, flips: None };
+    let opts = BatchOptions {
+        targets: TargetMode::Always,
+        flips: None,
+    };
     let mut acc = LossBreakdown::default();
     let mut n = 0.0;
     for chunk in indices.chunks(batch_size.max(1)) {

@@ -43,12 +43,24 @@ pub fn write_csv(path: impl AsRef<Path>, rows: &[LogRow]) -> Result<()> {
 
 pub fn plot_loss(path: impl AsRef<Path>, title: &str, rows: &[LogRow]) -> Result<()> {
     let mut series = vec![
-        Series::new("train loss", rows.iter().map(|r| (r.step as f64, r.loss)).collect()),
-        Series::new("heatmap", rows.iter().map(|r| (r.step as f64, r.heatmap)).collect()),
-        Series::new("box", rows.iter().map(|r| (r.step as f64, r.bbox)).collect()),
+        Series::new(
+            "train loss",
+            rows.iter().map(|r| (r.step as f64, r.loss)).collect(),
+        ),
+        Series::new(
+            "heatmap",
+            rows.iter().map(|r| (r.step as f64, r.heatmap)).collect(),
+        ),
+        Series::new(
+            "box",
+            rows.iter().map(|r| (r.step as f64, r.bbox)).collect(),
+        ),
         Series::new("seg", rows.iter().map(|r| (r.step as f64, r.seg)).collect()),
     ];
-    let val: Vec<(f64, f64)> = rows.iter().filter_map(|r| r.val_loss.map(|v| (r.step as f64, v))).collect();
+    let val: Vec<(f64, f64)> = rows
+        .iter()
+        .filter_map(|r| r.val_loss.map(|v| (r.step as f64, v)))
+        .collect();
     if !val.is_empty() {
         series.push(Series::new("validation loss", val));
     }

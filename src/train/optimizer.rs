@@ -26,13 +26,29 @@ pub struct Adam {
 
 impl Adam {
     /// Optimise `params` (name -> variable; iteration order is the name order).
-    pub fn new(params: &BTreeMap<String, Tensor>, kind: OptimizerKind, betas: [f64; 2], weight_decay: f64) -> Self {
+    pub fn new(
+        params: &BTreeMap<String, Tensor>,
+        kind: OptimizerKind,
+        betas: [f64; 2],
+        weight_decay: f64,
+    ) -> Self {
         let names: Vec<String> = params.keys().cloned().collect();
         let params: Vec<Tensor> = params.values().map(|t| t.shallow_clone()).collect();
         let exp_avg = params.iter().map(|p| p.zeros_like().detach()).collect();
         let exp_avg_sq = params.iter().map(|p| p.zeros_like().detach()).collect();
         let steps = vec![0; params.len()];
-        Self { kind, beta1: betas[0], beta2: betas[1], eps: 1e-8, weight_decay, names, params, exp_avg, exp_avg_sq, steps }
+        Self {
+            kind,
+            beta1: betas[0],
+            beta2: betas[1],
+            eps: 1e-8,
+            weight_decay,
+            names,
+            params,
+            exp_avg,
+            exp_avg_sq,
+            steps,
+        }
     }
 
     pub fn names(&self) -> &[String] {
@@ -134,8 +150,14 @@ impl Adam {
     pub fn state(&self) -> (BTreeMap<String, Tensor>, Vec<i64>) {
         let mut t = BTreeMap::new();
         for (i, n) in self.names.iter().enumerate() {
-            t.insert(format!("{OPTIM_PREFIX}exp_avg.{n}"), self.exp_avg[i].to_device(tch::Device::Cpu));
-            t.insert(format!("{OPTIM_PREFIX}exp_avg_sq.{n}"), self.exp_avg_sq[i].to_device(tch::Device::Cpu));
+            t.insert(
+                format!("{OPTIM_PREFIX}exp_avg.{n}"),
+                self.exp_avg[i].to_device(tch::Device::Cpu),
+            );
+            t.insert(
+                format!("{OPTIM_PREFIX}exp_avg_sq.{n}"),
+                self.exp_avg_sq[i].to_device(tch::Device::Cpu),
+            );
         }
         (t, self.steps.clone())
     }
@@ -143,15 +165,28 @@ impl Adam {
     /// Restore from [`Adam::state`].
     pub fn load_state(&mut self, tensors: &BTreeMap<String, Tensor>, steps: &[i64]) -> Result<()> {
         if steps.len() != self.params.len() {
-            bail!("optimiser state has {} parameters, the optimiser {}", steps.len(), self.params.len());
+            bail!(
+                "optimiser state has {} parameters, the optimiser {}",
+                steps.len(),
+                self.params.len()
+            );
         }
         tch::no_grad(|| -> Result<()> {
             for (i, n) in self.names.iter().enumerate() {
-                for (which, dst) in [("exp_avg", &mut self.exp_avg[i]), ("exp_avg_sq", &mut self.exp_avg_sq[i])] {
+                for (which, dst) in [
+                    ("exp_avg", &mut self.exp_avg[i]),
+                    ("exp_avg_sq", &mut self.exp_avg_sq[i]),
+                ] {
                     let key = format!("{OPTIM_PREFIX}{which}.{n}");
-                    let src = tensors.get(&key).with_context(|| format!("optimiser state lacks `{key}`"))?;
+                    let src = tensors
+                        .get(&key)
+                        .with_context(|| format!("optimiser state lacks `{key}`"))?;
                     if src.size() != dst.size() {
-                        bail!("optimiser state `{key}` has shape {:?}, expected {:?}", src.size(), dst.size());
+                        bail!(
+                            "optimiser state `{key}` has shape {:?}, expected {:?}",
+                            src.size(),
+                            dst.size()
+                        );
                     }
                     dst.copy_(&src.to_device(dst.device()));
                 }
@@ -174,7 +209,11 @@ pub struct LossScaler {
 
 impl Default for LossScaler {
     fn default() -> Self {
-        Self { scale: 65536.0, good_steps: 0, interval: 200 }
+        Self {
+            scale: 65536.0,
+            good_steps: 0,
+            interval: 200,
+        }
     }
 }
 
@@ -234,7 +273,9 @@ mod tests {
         let mut ps = BTreeMap::new();
         ps.insert("w".to_string(), w.shallow_clone());
         let opt = Adam::new(&ps, OptimizerKind::Adam, [0.9, 0.999], 0.0);
-        (&w * Tensor::from_slice(&[3.0f32, 4.0])).sum(Kind::Float).backward();
+        (&w * Tensor::from_slice(&[3.0f32, 4.0]))
+            .sum(Kind::Float)
+            .backward();
         let n = opt.clip_grad_norm(1.0);
         assert!((n - 5.0).abs() < 1e-6);
         assert!((opt.grad_norm() - 1.0).abs() < 1e-5);

@@ -1,7 +1,13 @@
 //! Learning-rate schedule: linear warm-up, then cosine decay to `min_ratio * lr`.
 
 /// Learning rate at `step` (0-based) of `total` steps.
-pub fn cosine_with_warmup(step: usize, total: usize, base: f64, warmup: usize, min_ratio: f64) -> f64 {
+pub fn cosine_with_warmup(
+    step: usize,
+    total: usize,
+    base: f64,
+    warmup: usize,
+    min_ratio: f64,
+) -> f64 {
     if warmup > 0 && step < warmup {
         return base * (step + 1) as f64 / warmup as f64;
     }

@@ -142,7 +142,8 @@ pub fn batch_indices(seed: u64, step: usize, n: usize, batch: usize) -> Vec<usiz
     let spe = steps_per_epoch(n, batch);
     let (epoch, pos) = (step / spe, step % spe);
     let mut perm: Vec<usize> = (0..n).collect();
-    let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ epoch as u64);
+    let mut rng =
+        ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ epoch as u64);
     perm.shuffle(&mut rng);
     let b = batch.min(n);
     perm[pos * b..(pos + 1) * b].to_vec()
@@ -150,9 +151,17 @@ pub fn batch_indices(seed: u64, step: usize, n: usize, batch: usize) -> Vec<usiz
 
 /// BEV flips of the frames of `step`.
 pub fn batch_flips(seed: u64, step: usize, frames: usize, enabled: bool) -> Vec<(bool, bool)> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xF11B_0000_0000_0000 ^ (step as u64).wrapping_mul(0x2545_F491));
+    let mut rng = ChaCha8Rng::seed_from_u64(
+        seed ^ 0xF11B_0000_0000_0000 ^ (step as u64).wrapping_mul(0x2545_F491),
+    );
     (0..frames)
-        .map(|_| if enabled { (rng.random_bool(0.5), rng.random_bool(0.5)) } else { (false, false) })
+        .map(|_| {
+            if enabled {
+                (rng.random_bool(0.5), rng.random_bool(0.5))
+            } else {
+                (false, false)
+            }
+        })
         .collect()
 }
 
@@ -189,7 +198,8 @@ pub fn train(
     if !opts.modality.camera && !opts.modality.lidar {
         bail!("cannot train with both modalities masked");
     }
-    std::fs::create_dir_all(&opts.out_dir).with_context(|| format!("creating {}", opts.out_dir.display()))?;
+    std::fs::create_dir_all(&opts.out_dir)
+        .with_context(|| format!("creating {}", opts.out_dir.display()))?;
     let state_path = opts.out_dir.join(STATE_FILE);
     let model_path = opts.out_dir.join(MODEL_FILE);
     let device = m.vs.device();
@@ -199,9 +209,15 @@ pub fn train(
         .iter()
         .map(|(k, v)| (k.clone(), v.shallow_clone()))
         .map(|(k, v)| {
-            let var = vars.get(&k).with_context(|| format!("mask for unknown parameter `{k}`"))?;
+            let var = vars
+                .get(&k)
+                .with_context(|| format!("mask for unknown parameter `{k}`"))?;
             if v.size() != var.size() {
-                bail!("mask of `{k}` has shape {:?}, the parameter {:?}", v.size(), var.size());
+                bail!(
+                    "mask of `{k}` has shape {:?}, the parameter {:?}",
+                    v.size(),
+                    var.size()
+                );
             }
             Ok((k, v.to_kind(var.kind()).to_device(device)))
         })
@@ -248,14 +264,21 @@ pub fn train(
     let pb = crate::progress::bar(total as u64, &opts.label);
     pb.set_position(meta.step as u64);
     let start_step = meta.step;
-    let end_step = opts.stop_after.map(|s| s.min(total)).unwrap_or(total).max(start_step);
+    let end_step = opts
+        .stop_after
+        .map(|s| s.min(total))
+        .unwrap_or(total)
+        .max(start_step);
     let clock = Instant::now();
     let elapsed0 = meta.elapsed_s;
     let bsz = r.batch_size.min(n);
     let mut window = (LossBreakdown::default(), 0.0f64, 0usize); // sums, grad norm sum, count
     let mut bad_steps = 0;
     let model = &m.model;
-    let batch_opts = |flips| BatchOptions { targets: TargetMode::Always, flips: Some(flips) };
+    let batch_opts = |flips| BatchOptions {
+        targets: TargetMode::Always,
+        flips: Some(flips),
+    };
 
     std::thread::scope(|scope| -> Result<()> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<Frame>>>(2);
@@ -271,7 +294,9 @@ pub fn train(
                         if let Some(f) = store.get(&i) {
                             return Ok(f.clone());
                         }
-                        let f = data.get(i).with_context(|| format!("loading training frame {i}"))?;
+                        let f = data
+                            .get(i)
+                            .with_context(|| format!("loading training frame {i}"))?;
                         if cache {
                             store.insert(i, f.clone());
                         }
@@ -344,7 +369,14 @@ pub fn train(
                 let val_now = opts.val_every > 0 && done % opts.val_every == 0 && done != total;
                 if let (Some(v), true) = (val, val_now) {
                     let idx: Vec<usize> = (0..v.len().min(opts.val_frames)).collect();
-                    let vl = crate::train::evaluate::validation_loss(model, v, &idx, opts.modality, bsz, device)?;
+                    let vl = crate::train::evaluate::validation_loss(
+                        model,
+                        v,
+                        &idx,
+                        opts.modality,
+                        bsz,
+                        device,
+                    )?;
                     row.val_loss = Some(vl.total);
                 }
                 pb.set_message(format!("loss {:.3} lr {:.1e}", row.loss, lr));
@@ -355,7 +387,11 @@ pub fn train(
                 meta.elapsed_s = elapsed0 + clock.elapsed().as_secs_f64();
                 meta.optimizer_steps = opt.state().1;
                 save_state(&state_path, m, &opt, &meta, &masks)?;
-                plot_loss(opts.out_dir.join(PLOT_FILE), &format!("training loss ({})", opts.label), &meta.history)?;
+                plot_loss(
+                    opts.out_dir.join(PLOT_FILE),
+                    &format!("training loss ({})", opts.label),
+                    &meta.history,
+                )?;
             }
         }
         drop(rx);
@@ -368,12 +404,23 @@ pub fn train(
     if !stopped_early {
         if let Some(v) = val {
             let idx: Vec<usize> = (0..v.len().min(opts.val_frames)).collect();
-            let vl = crate::train::evaluate::validation_loss(model, v, &idx, opts.modality, bsz, device)?;
+            let vl = crate::train::evaluate::validation_loss(
+                model,
+                v,
+                &idx,
+                opts.modality,
+                bsz,
+                device,
+            )?;
             if let Some(last) = meta.history.last_mut() {
                 last.val_loss = Some(vl.total);
             }
             write_csv(opts.out_dir.join(CSV_FILE), &meta.history)?;
-            plot_loss(opts.out_dir.join(PLOT_FILE), &format!("training loss ({})", opts.label), &meta.history)?;
+            plot_loss(
+                opts.out_dir.join(PLOT_FILE),
+                &format!("training loss ({})", opts.label),
+                &meta.history,
+            )?;
             final_val = Some(vl);
         }
         let mut extra = opts.extra_meta.clone();
@@ -394,7 +441,10 @@ pub fn train(
         );
         checkpoint_of(&m.vs, &m.cfg, &masks, &extra).save(&model_path)?;
         if !masks.is_empty() {
-            m.masks = masks.iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect();
+            m.masks = masks
+                .iter()
+                .map(|(k, v)| (k.clone(), v.shallow_clone()))
+                .collect();
         }
     }
     Ok(TrainSummary {
@@ -419,8 +469,14 @@ mod tests {
         seen.sort();
         assert_eq!(seen, (0..10).collect::<Vec<_>>());
         assert_eq!(batch_indices(3, 7, n, 2), batch_indices(3, 7, n, 2));
-        assert_ne!(batch_indices(3, 0, n, 10), batch_indices(3, 5, n, 10), "epochs reshuffle");
+        assert_ne!(
+            batch_indices(3, 0, n, 10),
+            batch_indices(3, 5, n, 10),
+            "epochs reshuffle"
+        );
         assert_eq!(batch_flips(1, 4, 3, true), batch_flips(1, 4, 3, true));
-        assert!(batch_flips(1, 4, 3, false).iter().all(|f| *f == (false, false)));
+        assert!(batch_flips(1, 4, 3, false)
+            .iter()
+            .all(|f| *f == (false, false)));
     }
 }
