@@ -716,3 +716,83 @@ fn cli_writes_reports_and_names_bad_input() {
         "{e}"
     );
 }
+
+#[test]
+fn frame_evaluator_streams_detections_and_segmentation() {
+    use altermoma::data::BevMap;
+    use altermoma::geometry::BevGrid;
+    let grid = BevGrid {
+        x_min: -2.0,
+        x_max: 2.0,
+        y_min: -1.0,
+        y_max: 1.0,
+        resolution: 1.0,
+    };
+    let mut ev = FrameEvaluator::new(DetectionConfig::default());
+    let mut acc = BevMiou::map_classes();
+    for (i, t) in [0i64, 500_000, 1_000_000].iter().enumerate() {
+        let mut f = frame(
+            &format!("f{i}"),
+            "s",
+            *t,
+            0.0,
+            vec![("a", 10.0 + i as f64), ("b", -8.0)],
+        );
+        let mask: Vec<u8> = (0..6 * 4 * 2).map(|k| ((k + i) % 3 == 0) as u8).collect();
+        f.map = Some(BevMap {
+            grid,
+            data: mask.clone(),
+        });
+        // one good box, one 1.2 m off, one false positive
+        let mut boxes: Vec<Box3D> = f
+            .annotations
+            .iter()
+            .map(|a| Box3D {
+                score: 0.8,
+                ..a.bbox.clone()
+            })
+            .collect();
+        boxes[1].center[0] += 1.2;
+        boxes.push(Box3D {
+            center: [0.0, 30.0, 0.0],
+            score: 0.3,
+            ..boxes[0].clone()
+        });
+        ev.add_detections(&f, &boxes).unwrap();
+        let probs: Vec<f32> = mask
+            .iter()
+            .enumerate()
+            .map(|(k, m)| if k % 5 == 0 { 0.5 } else { *m as f32 * 0.9 })
+            .collect();
+        let pt = tch::Tensor::from_slice(&probs).view([6, 4, 2]);
+        ev.add_segmentation_map(&pt, f.map.as_ref().unwrap())
+            .unwrap();
+        acc.update(&probs, &mask).unwrap();
+        assert!(ev
+            .add_segmentation_map(&pt.view([6, 2, 4]), f.map.as_ref().unwrap())
+            .is_err());
+    }
+    assert_eq!(ev.len(), 3);
+    let out = ev.finish().unwrap();
+    assert_eq!(out.results.samples.len(), 3);
+    assert_eq!(out.segmentation.unwrap(), acc.finish());
+    // 6 GT cars, 3 predicted at 0 m and 3 at 1.2 m, 3 false positives with lower scores.
+    // At 2 m and 4 m all are found before the FPs; as in the devkit, the precision at recall
+    // 1.0 is that of the last prediction (6/9), not 1.
+    let ap = |t: f64| out.detection.label_ap("car", t).unwrap();
+    let expected = (89.0 * 0.9 + (6.0 / 9.0 - 0.1)) / 90.0 / 0.9;
+    assert!(
+        (ap(2.0) - expected).abs() < 1e-12 && (ap(4.0) - expected).abs() < 1e-12,
+        "{}",
+        ap(2.0)
+    );
+    // at 0.5 m and 1 m only half are found, interleaved with misses
+    assert_eq!(ap(0.5), ap(1.0));
+    assert!(ap(0.5) > 0.1 && ap(0.5) < 0.3, "{}", ap(0.5));
+    // ATE with tied scores, as the devkit computes it: the running mean is interpolated at
+    // the (single) match confidence 0.8, where numpy picks the first match's value (1.2 m, the
+    // later 1.2 m-off box goes first); only recall 1.0, at the FP confidence 0.3 below every
+    // match, takes the final running mean 0.6.
+    let ate = out.detection.label_tp_error("car", "trans_err").unwrap();
+    assert!((ate - (89.0 * 1.2 + 0.6) / 90.0).abs() < 1e-9, "{ate}");
+}

@@ -20,8 +20,10 @@ pub struct Args {
     #[arg(long)]
     pub version: Option<String>,
     /// Samples to evaluate: `all` (default), the name of a split in
-    /// `<dataroot>/<version>/splits.json` (evaluated in split order, like the devkit's custom
-    /// splits), `scenes:NAME,NAME,...`, or `samples:FILE` (one sample token per line).
+    /// `<dataroot>/<version>/splits.json` (custom splits are evaluated in split order, the
+    /// devkit's predefined names such as `val` in file order, as the devkit does; write the
+    /// official lists with `tests/python/nuscenes_splits.py`), `scenes:NAME,NAME,...`, or
+    /// `samples:FILE` (one sample token per line).
     #[arg(long, default_value = "all")]
     pub split: String,
     /// A devkit-format detection config JSON (default: detection_cvpr_2019).
@@ -40,6 +42,18 @@ pub struct Args {
     #[arg(long)]
     pub no_plots: bool,
 }
+
+/// The devkit's predefined split names (their scene lists can be written to `splits.json`
+/// with `tests/python/nuscenes_splits.py`).
+const PREDEFINED_SPLITS: [&str; 7] = [
+    "train",
+    "val",
+    "test",
+    "mini_train",
+    "mini_val",
+    "train_detect",
+    "train_track",
+];
 
 /// Parse `--split`; the flag says whether predictions follow the split's order.
 fn parse_split(s: &str, dataroot: &std::path::Path, version: &str) -> Result<(Split, bool)> {
@@ -67,7 +81,10 @@ fn parse_split(s: &str, dataroot: &std::path::Path, version: &str) -> Result<(Sp
             .collect();
         return Ok((Split::Samples(tokens), false));
     }
-    Ok((Split::from_splits_file(dataroot, version, s)?, true))
+    // the devkit evaluates its predefined splits in the results' order, custom ones in the
+    // split's order
+    let predefined = PREDEFINED_SPLITS.contains(&s);
+    Ok((Split::from_splits_file(dataroot, version, s)?, !predefined))
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -88,10 +105,10 @@ pub fn run(a: Args) -> Result<()> {
             bail!("--predictions needs --dataroot and --version for the ground truth");
         };
         let (split, split_order) = parse_split(&a.split, dataroot, version)?;
-        tracing::info!("loading ground truth from {}/{version}", dataroot.display());
-        let gt = GroundTruth::load(dataroot, version, &split)?;
         tracing::info!("loading predictions from {}", pred_path.display());
         let mut preds = DetectionResults::load(pred_path)?;
+        tracing::info!("loading ground truth from {}/{version}", dataroot.display());
+        let gt = GroundTruth::load(dataroot, version, &split)?;
         preds
             .check_samples(&gt.sample_tokens(), cfg.max_boxes_per_sample)
             .with_context(|| format!("{}", pred_path.display()))?;

@@ -9,28 +9,20 @@
 //! - [`filter`]: range, zero-point and bicycle-rack filters;
 //! - [`detection_config`]: the evaluation settings (`detection_cvpr_2019`);
 //! - [`nuscenes`]: matching, AP, TP errors, mAP, NDS;
+//! - [`evaluator`]: streaming evaluation over frames;
 //! - [`bev_miou`]: BEV map-segmentation IoU accumulator;
 //! - [`report`]: markdown table and PR-curve PNGs;
 //! - [`numpy_compat`], [`ordered_json`]: numpy numerics and ordered JSON objects the devkit
 //!   relies on;
 //! - [`random_cases`]: randomised boxes and nuScenes-layout tables for tests and benchmarks.
 //!
-//! In memory (training validation, pruning experiments, bag replay):
-//! ```no_run
-//! # use altermoma::metrics::*;
-//! # fn f(frames: Vec<altermoma::data::Frame>, boxes: Vec<Vec<altermoma::geometry::Box3D>>) -> anyhow::Result<()> {
-//! let gt = GroundTruth::from_frames(&frames)?;
-//! let mut preds = DetectionResults::new(ResultsMeta::camera_lidar());
-//! for (frame, b) in frames.iter().zip(&boxes) {
-//!     preds.samples.push(SampleResults::from_frame(frame, b, 500));
-//! }
-//! let m = evaluate_detections(&gt, &preds, &DetectionConfig::default())?;
-//! println!("mAP {:.4} NDS {:.4}", m.mean_ap(), m.nd_score());
-//! # Ok(()) }
-//! ```
+//! In memory (training validation, pruning experiments, bag replay): [`FrameEvaluator`]
+//! takes frames with the model's LiDAR-frame boxes (and BEV probabilities) and returns the
+//! metrics; [`evaluate_detections`] takes a [`GroundTruth`] and [`DetectionResults`].
 pub mod bev_miou;
 pub mod detection_box;
 pub mod detection_config;
+pub mod evaluator;
 pub mod filter;
 pub mod ground_truth;
 pub mod numpy_compat;
@@ -43,6 +35,7 @@ pub mod results_json;
 pub use bev_miou::{BevMiou, MiouResult};
 pub use detection_box::DetectionBox;
 pub use detection_config::DetectionConfig;
+pub use evaluator::{Evaluation, FrameEvaluator};
 pub use ground_truth::{GroundTruth, GroundTruthBuilder, GtSample, Split};
 pub use nuscenes::{
     evaluate_detections, evaluate_filtered, DetectionMetrics, MetricData, SampleBoxes,
