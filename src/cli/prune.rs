@@ -164,8 +164,134 @@ pub fn config_from(a: &Args) -> Result<PruneConfig> {
     Ok(c)
 }
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`altermoma prune` is not implemented yet (issue #6)")
+/// A dataset without frames, for the data-free methods when no `--data` is given.
+pub struct NoData;
+
+impl crate::data::Dataset for NoData {
+    fn len(&self) -> usize {
+        0
+    }
+    fn get(&self, index: usize) -> Result<crate::data::Frame> {
+        anyhow::bail!("frame {index}: no --data was given (this method needs training data)")
+    }
+    fn token(&self, _index: usize) -> String {
+        String::new()
+    }
+    fn cameras(&self) -> Vec<crate::data::CameraCalib> {
+        Vec::new()
+    }
+}
+
+/// Default report folder of an output checkpoint: `<out without extension>.report/`.
+pub fn report_dir(out: &std::path::Path) -> PathBuf {
+    let stem = out
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "pruned".into());
+    out.with_file_name(format!("{stem}.report"))
+}
+
+pub fn run(args: Args) -> Result<()> {
+    use crate::model::load::LoadedModel;
+    use crate::pruning::bevfusion::{
+        frame_batches, save_masked, save_structured, PrunableBevFusion,
+    };
+    use crate::pruning::model_api::PrunableModel;
+    use crate::pruning::report::{ChannelStats, PruneReport};
+    use anyhow::Context;
+
+    let cfg = config_from(&args)?;
+    let device = crate::device::parse_device(&args.device)?;
+    let m = LoadedModel::from_checkpoint(&args.checkpoint, device)?;
+    if !m.masks.is_empty() {
+        anyhow::bail!(
+            "{}: already pruned (it holds masks); prune the dense checkpoint",
+            args.checkpoint.display()
+        );
+    }
+    let needs_data = !matches!(cfg.method, Method::Synflow | Method::Random)
+        && !(cfg.method == Method::Imp && cfg.imp.rounds == 1);
+    let data: Box<dyn crate::data::Dataset> = match &args.data {
+        Some(d) => crate::data::open_dataset(d, None)?,
+        None if needs_data => anyhow::bail!(
+            "--method {} needs --data (a training dataset for its scoring batches)",
+            cfg.method.name()
+        ),
+        None => Box::new(NoData),
+    };
+    let report = args.report.clone().unwrap_or_else(|| report_dir(&args.out));
+    let model_cfg = m.cfg.clone();
+    let work = tempfile::tempdir()?;
+    let mut pm = PrunableBevFusion::new(m, data.as_ref(), work.path());
+    let widths_before = model_cfg.width_slots();
+    let gflops_dense = pm.gflops();
+    let mut src = frame_batches(data.as_ref(), &model_cfg, args.batch_size, cfg.seed, device);
+    tracing::info!(
+        "pruning {} with {} to {:.1}% ({:?})",
+        args.checkpoint.display(),
+        cfg.method.label(),
+        100.0 * cfg.sparsity,
+        cfg.granularity
+    );
+    let out = crate::pruning::prune(&mut pm, &mut src, &cfg)?;
+    let mut meta = std::collections::BTreeMap::new();
+    meta.insert("pruning".to_string(), serde_json::to_string(&cfg)?);
+    let rep = match cfg.granularity {
+        Granularity::Weight => {
+            let masks = out.masks.context("masks")?;
+            save_masked(&pm.m, &masks, &args.out, &meta)?;
+            PruneReport::from_masks(
+                cfg.method,
+                cfg.sparsity,
+                &masks,
+                pm.var_store(),
+                gflops_dense,
+                out.scoring_seconds,
+                out.details,
+            )
+        }
+        Granularity::Channel => {
+            let sel = out.selection.context("selection")?;
+            let shrunk = out.shrunk.context("tensors")?;
+            let new_cfg = save_structured(&model_cfg, &shrunk, &sel.widths, &args.out, &meta)?;
+            let small = LoadedModel::new(&new_cfg, tch::Device::Cpu)?;
+            let gflops = PrunableBevFusion::new(small, data.as_ref(), work.path()).gflops();
+            PruneReport::from_structured(
+                cfg.method,
+                cfg.sparsity,
+                &pm.prunable_params(cfg.scope),
+                pm.var_store(),
+                &shrunk,
+                ChannelStats {
+                    channels_before: sel.channels_before,
+                    channels_after: sel.channels_after,
+                    widths_before,
+                    widths_after: sel.widths,
+                },
+                gflops_dense,
+                gflops,
+                out.scoring_seconds,
+                out.details,
+            )
+        }
+    };
+    rep.write(&report)?;
+    println!(
+        "{}: {} {:.2}% of prunable weights removed (camera {:.1}%, lidar {:.1}%, fusion {:.1}%), {} -> {} parameters, {:.3} -> {:.3} GFLOPs, scoring {:.1} s",
+        args.out.display(),
+        cfg.method.label(),
+        100.0 * rep.sparsity,
+        100.0 * rep.groups.get(&crate::model::Group::Camera).map(|c| c.sparsity()).unwrap_or(0.0),
+        100.0 * rep.groups.get(&crate::model::Group::Lidar).map(|c| c.sparsity()).unwrap_or(0.0),
+        100.0 * rep.groups.get(&crate::model::Group::Fusion).map(|c| c.sparsity()).unwrap_or(0.0),
+        rep.params_total,
+        rep.params_remaining,
+        rep.gflops_dense,
+        rep.gflops,
+        rep.scoring_seconds
+    );
+    println!("report: {}", report.join("report.md").display());
+    Ok(())
 }
 
 #[cfg(test)]

@@ -260,6 +260,16 @@ pub fn markdown(study: &Study, command: &str) -> String {
         ));
     }
 
+    if !study.failures.is_empty() {
+        s.push_str("\n## Failed cells (retried by the next run)\n\n| cell | error |\n|---|---|\n");
+        for (k, e) in &study.failures {
+            s.push_str(&format!(
+                "| {k} | {} |\n",
+                e.replace('|', "/").replace('\n', " ")
+            ));
+        }
+    }
+
     if !study.structured.is_empty() {
         s.push_str("\n## Structured AlterMOMA (channels removed; physically smaller model)\n\n");
         s.push_str("| Model | mAP | NDS | mIoU | params | GFLOPs | median latency (ms) | speed-up |\n|---|---|---|---|---|---|---|---|\n");

@@ -102,6 +102,9 @@ pub struct Study {
     pub dense: Vec<DenseResult>,
     pub pruned: Vec<PrunedResult>,
     pub structured: Vec<StructuredResult>,
+    /// Cells that failed (key, error); they are retried by the next run.
+    #[serde(default)]
+    pub failures: Vec<(String, String)>,
 }
 
 #[cfg(test)]
