@@ -71,10 +71,17 @@ impl RasterGeometry {
 
 /// Crop a global raster into a BEV grid in the LiDAR frame. `bits_at(col, row)` returns the
 /// class bits of a raster pixel.
-pub fn crop(grid: &BevGrid, lidar_to_global: &Isometry3<f64>, raster: &RasterGeometry, bits_at: impl Fn(u32, u32) -> u8) -> BevMap {
+pub fn crop(
+    grid: &BevGrid,
+    lidar_to_global: &Isometry3<f64>,
+    raster: &RasterGeometry,
+    bits_at: impl Fn(u32, u32) -> u8,
+) -> BevMap {
     let (nx, ny) = (grid.nx(), grid.ny());
     let c = MAP_CLASSES.len();
-    let sub = ((grid.resolution / SUBSAMPLE_SPACING) - 1e-9).ceil().max(1.0) as usize;
+    let sub = ((grid.resolution / SUBSAMPLE_SPACING) - 1e-9)
+        .ceil()
+        .max(1.0) as usize;
     let step = grid.resolution / sub as f64;
     let mut data = vec![0u8; c * nx * ny];
     for i in 0..nx {
@@ -84,7 +91,11 @@ pub fn crop(grid: &BevGrid, lidar_to_global: &Isometry3<f64>, raster: &RasterGeo
             let mut bits = 0u8;
             for a in 0..sub {
                 for b in 0..sub {
-                    let p = Point3::new(x0 + (a as f64 + 0.5) * step, y0 + (b as f64 + 0.5) * step, 0.0);
+                    let p = Point3::new(
+                        x0 + (a as f64 + 0.5) * step,
+                        y0 + (b as f64 + 0.5) * step,
+                        0.0,
+                    );
                     let g = lidar_to_global * p;
                     if let Some((col, row)) = raster.pixel_of(g.x, g.y) {
                         bits |= bits_at(col, row);

@@ -10,8 +10,8 @@ pub mod dataset;
 pub mod frame;
 pub mod kitti;
 pub mod layout;
-pub mod loader;
 pub mod lidar_sim;
+pub mod loader;
 pub mod map_raster;
 pub mod nuscenes;
 pub mod nuscenes_tables;
@@ -32,13 +32,20 @@ pub use frame::{Annotation, BevMap, CameraCalib, CameraFrame, Frame, Points, POI
 /// there are several) or KITTI object layout (`velodyne/`, `calib/`, ... or `training/...`).
 /// nuScenes datasets with six-class map rasters get `Frame::map` on the grid their generator
 /// used (`maps/bev/index.json`), else on [`DEFAULT_MAP_GRID`].
-pub fn open_dataset(dir: &std::path::Path, version: Option<&str>) -> anyhow::Result<Box<dyn Dataset>> {
+pub fn open_dataset(
+    dir: &std::path::Path,
+    version: Option<&str>,
+) -> anyhow::Result<Box<dyn Dataset>> {
     let versions = nuscenes::versions(dir);
     if !versions.is_empty() || version.is_some() {
         let v = match version {
             Some(v) => v.to_string(),
             None if versions.len() == 1 => versions[0].clone(),
-            None => anyhow::bail!("{} holds several nuScenes versions ({}); pick one with --version", dir.display(), versions.join(", ")),
+            None => anyhow::bail!(
+                "{} holds several nuScenes versions ({}); pick one with --version",
+                dir.display(),
+                versions.join(", ")
+            ),
         };
         let ds = nuscenes::NuScenesDataset::open(dir, &v)?;
         let ds = match (ds.has_maps(), ds.default_map_grid()) {
@@ -51,9 +58,17 @@ pub fn open_dataset(dir: &std::path::Path, version: Option<&str>) -> anyhow::Res
     if kitti::KittiDataset::is_kitti(dir) {
         return Ok(Box::new(kitti::KittiDataset::open(dir)?));
     }
-    anyhow::bail!("{} is neither a nuScenes dataroot (no v1.0-*/ folder) nor a KITTI object folder", dir.display())
+    anyhow::bail!(
+        "{} is neither a nuScenes dataroot (no v1.0-*/ folder) nor a KITTI object folder",
+        dir.display()
+    )
 }
 
 /// BEV grid of maps read by [`open_dataset`]: +-50 m at 0.5 m.
-pub const DEFAULT_MAP_GRID: crate::geometry::BevGrid =
-    crate::geometry::BevGrid { x_min: -50.0, x_max: 50.0, y_min: -50.0, y_max: 50.0, resolution: 0.5 };
+pub const DEFAULT_MAP_GRID: crate::geometry::BevGrid = crate::geometry::BevGrid {
+    x_min: -50.0,
+    x_max: 50.0,
+    y_min: -50.0,
+    y_max: 50.0,
+    resolution: 0.5,
+};
