@@ -221,6 +221,17 @@ pub enum JunctionKind {
     TJunction,
 }
 
+impl JunctionKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            JunctionKind::Straight => "straight road",
+            JunctionKind::MidblockCrossing => "mid-block crossing",
+            JunctionKind::Intersection => "intersection",
+            JunctionKind::TJunction => "T junction",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Junction {
     pub kind: JunctionKind,

@@ -28,6 +28,7 @@ use crate::data::scene::Scene as SynthScene;
 use crate::data::tokens::stable_token;
 use crate::data::world::{SimFrame, SyntheticWorld, LIDAR_CHANNEL};
 use anyhow::{Context, Result};
+use image::ImageEncoder;
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -117,7 +118,6 @@ fn encode_png_gray(img: &image::GrayImage) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-use image::ImageEncoder;
 
 /// Per-frame records, produced in parallel and merged in order.
 struct FrameRecords {

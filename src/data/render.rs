@@ -41,11 +41,11 @@ pub fn class_color(label: usize) -> Rgb<u8> {
         [233, 150, 70],  // construction_vehicle
         [255, 69, 0],    // bus
         [255, 140, 0],   // trailer
-        [112, 128, 144], // barrier
+        [170, 170, 255], // barrier
         [255, 61, 99],   // motorcycle
         [220, 20, 60],   // bicycle
         [0, 0, 230],     // pedestrian
-        [47, 79, 79],    // traffic_cone
+        [0, 230, 230],   // traffic_cone
     ];
     Rgb(C[label % C.len()])
 }

@@ -462,7 +462,7 @@ impl Scene {
 
     /// nuScenes `scene.description`.
     pub fn description(&self) -> String {
-        let mut parts = vec![format!("{:?}", self.layout.kind).to_lowercase()];
+        let mut parts = vec![self.layout.kind.name().to_string()];
         if self.layout.carpark.is_some() {
             parts.push("car park".into());
         }
