@@ -50,10 +50,7 @@ fn spawn_node(params_file: &std::path::Path, log: &std::path::Path) -> KillOnDro
 
 /// Run the `altermoma` CLI; panics with its output when it fails.
 fn altermoma_cli(args: &[&str]) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_altermoma"))
-        .args(args)
-        .output()
-        .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_altermoma")).args(args).output().unwrap();
     assert!(
         out.status.success(),
         "altermoma {args:?} failed:\n{}{}",
@@ -63,18 +60,10 @@ fn altermoma_cli(args: &[&str]) {
 }
 
 /// Same boxes: labels and float32 scores exactly, geometry to float precision of the message.
-fn assert_same_boxes(
-    what: &str,
-    got: &[altermoma::geometry::Box3D],
-    want: &[altermoma::geometry::Box3D],
-) {
+fn assert_same_boxes(what: &str, got: &[altermoma::geometry::Box3D], want: &[altermoma::geometry::Box3D]) {
     assert_eq!(got.len(), want.len(), "{what}: number of detections");
     for (g, w) in got.iter().zip(want) {
-        assert_eq!(
-            (g.label, g.score as f32),
-            (w.label, w.score as f32),
-            "{what}"
-        );
+        assert_eq!((g.label, g.score as f32), (w.label, w.score as f32), "{what}");
         for i in 0..3 {
             assert!(
                 (g.center[i] - w.center[i]).abs() < 1e-9 && (g.size[i] - w.size[i]).abs() < 1e-12,
@@ -82,10 +71,7 @@ fn assert_same_boxes(
             );
         }
         assert!((g.yaw - w.yaw).abs() < 1e-9, "{what}: {g:?} vs {w:?}");
-        assert!(
-            (0..2).all(|i| (g.velocity[i] - w.velocity[i]).abs() < 1e-9),
-            "{what}: {g:?} vs {w:?}"
-        );
+        assert!((0..2).all(|i| (g.velocity[i] - w.velocity[i]).abs() < 1e-9), "{what}: {g:?} vs {w:?}");
     }
 }
 
@@ -103,23 +89,10 @@ fn node_detections_equal_altermoma_infer_on_the_same_frames() {
     let cfg = ModelConfig::load(common::root().join("config/model/tiny.yaml")).unwrap();
     tch::manual_seed(5);
     let ck = d.join("tiny.safetensors");
-    LoadedModel::new(&cfg, tch::Device::Cpu)
-        .unwrap()
-        .save(&ck, &BTreeMap::new())
-        .unwrap();
+    LoadedModel::new(&cfg, tch::Device::Cpu).unwrap().save(&ck, &BTreeMap::new()).unwrap();
     let data = d.join("data");
     let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
-    altermoma_cli(&[
-        "gen-data",
-        "--out",
-        &s(&data),
-        "--scenes",
-        "1",
-        "--frames-per-scene",
-        "2",
-        "--seed",
-        "11",
-    ]);
+    altermoma_cli(&["gen-data", "--out", &s(&data), "--scenes", "1", "--frames-per-scene", "2", "--seed", "11"]);
     // `altermoma infer` on sample 0 (fusion) and sample 1 with the cameras masked
     let runs = [("0", "fusion"), ("1", "lidar")];
     let mut inferred = Vec::new();
@@ -150,26 +123,14 @@ fn node_detections_equal_altermoma_infer_on_the_same_frames() {
     }
     assert_eq!(inferred[0].mode, "fusion");
     assert_eq!(inferred[1].mode, "lidar_only");
-    assert!(
-        !inferred[0].detections.is_empty(),
-        "random tiny weights give detections above 0.1"
-    );
+    assert!(!inferred[0].detections.is_empty(), "random tiny weights give detections above 0.1");
 
     // the node, configured for the dataset's rig, as on a robot
     let ds = altermoma::data::open_dataset(&data, None).unwrap();
-    let frames: Vec<_> = (0..2)
-        .map(|i| FrameInput::from_frame(&ds.get(i).unwrap(), "LIDAR_TOP"))
-        .collect();
-    let rig: Vec<_> = frames[0]
-        .cameras
-        .iter()
-        .map(|c| c.as_ref().unwrap().calib.clone())
-        .collect();
+    let frames: Vec<_> = (0..2).map(|i| FrameInput::from_frame(&ds.get(i).unwrap(), "LIDAR_TOP")).collect();
+    let rig: Vec<_> = frames[0].cameras.iter().map(|c| c.as_ref().unwrap().calib.clone()).collect();
     let compressed: Vec<bool> = (0..rig.len()).map(|i| i == 2).collect(); // one PNG camera
-    let extra = format!(
-        "lidar_timeout: 0.0\nscore_threshold: 0.1\nnum_threads: 2\nmodel_path: \"{}\"",
-        ck.display()
-    );
+    let extra = format!("lidar_timeout: 0.0\nscore_threshold: 0.1\nnum_threads: 2\nmodel_path: \"{}\"", ck.display());
     let yaml = params_yaml(&rig, &compressed, &extra).replace("    model_path: \"stand-in\"\n", "");
     load(d, &yaml);
     let log_path = d.join("node.log");
@@ -183,23 +144,12 @@ fn node_detections_equal_altermoma_infer_on_the_same_frames() {
     let shifted = |f: &FrameInput, dt: i64| {
         let mut f = f.clone();
         f.stamp_ns += dt;
-        f.cameras
-            .iter_mut()
-            .flatten()
-            .for_each(|c| c.stamp_ns += dt);
+        f.cameras.iter_mut().flatten().for_each(|c| c.stamp_ns += dt);
         f
     };
     for k in 0.. {
-        assert!(
-            k < 120,
-            "the node never produced a fused frame; its log:\n{}",
-            log_text()
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the node exited; its log:\n{}",
-            log_text()
-        );
+        assert!(k < 120, "the node never produced a fused frame; its log:\n{}", log_text());
+        assert!(child.try_wait().unwrap().is_none(), "the node exited; its log:\n{}", log_text());
         let f = shifted(&frames[0], (k - 150) * FRAME);
         peer.publish_infos(&f);
         peer.publish_frame(&f);
@@ -211,29 +161,15 @@ fn node_detections_equal_altermoma_infer_on_the_same_frames() {
     // sample 0 as recorded
     peer.publish_frame(&frames[0]);
     let got = peer.objects_at(t0, Duration::from_secs(60));
-    assert_eq!(
-        (got.header.frame_id.as_str(), got.mode.as_str()),
-        ("LIDAR_TOP", "fusion")
-    );
+    assert_eq!((got.header.frame_id.as_str(), got.mode.as_str()), ("LIDAR_TOP", "fusion"));
     assert_eq!(inferred[0].stamp_ns, t0);
-    assert_same_boxes(
-        "sample 0, fusion",
-        &msg_to_boxes(&got),
-        &inferred[0].detections,
-    );
+    assert_same_boxes("sample 0, fusion", &msg_to_boxes(&got), &inferred[0].detections);
     // sample 1 (0.5 s later at 2 Hz): only the cloud, so every camera's newest image is too old
     peer.publish_cloud(&frames[1]);
     let got = peer.objects_at(frames[1].stamp_ns, Duration::from_secs(60));
-    assert_eq!(
-        (got.header.frame_id.as_str(), got.mode.as_str()),
-        ("LIDAR_TOP", "lidar_only")
-    );
+    assert_eq!((got.header.frame_id.as_str(), got.mode.as_str()), ("LIDAR_TOP", "lidar_only"));
     assert_eq!(inferred[1].stamp_ns, frames[1].stamp_ns);
-    assert_same_boxes(
-        "sample 1, LiDAR only",
-        &msg_to_boxes(&got),
-        &inferred[1].detections,
-    );
+    assert_same_boxes("sample 1, LiDAR only", &msg_to_boxes(&got), &inferred[1].detections);
 
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let st = child.wait().unwrap();
@@ -249,35 +185,21 @@ fn node_binary_with_a_checkpoint_matches_the_pipeline() {
     let cfg = ModelConfig::load(common::root().join("config/model/tiny.yaml")).unwrap();
     tch::manual_seed(3);
     let ck = dir.path().join("tiny.safetensors");
-    LoadedModel::new(&cfg, tch::Device::Cpu)
-        .unwrap()
-        .save(&ck, &BTreeMap::new())
-        .unwrap();
+    LoadedModel::new(&cfg, tch::Device::Cpu).unwrap().save(&ck, &BTreeMap::new()).unwrap();
 
     let n = cfg.camera.default_rig.num_cameras;
     let names: Vec<String> = (0..n).map(|i| format!("CAM_{i}")).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let [h, w] = cfg.camera.image_size;
-    let spec = SyntheticSpec {
-        image_width: w as u32,
-        image_height: h as u32,
-        ..Default::default()
-    };
+    let spec = SyntheticSpec { image_width: w as u32, image_height: h as u32, ..Default::default() };
     let compressed: Vec<bool> = (0..n).map(|i| i == 1).collect(); // one PNG camera (lossless)
     let rig0 = ring_rig(&refs);
-    let extra = format!(
-        "lidar_timeout: 0.0\nscore_threshold: 0.1\nnum_threads: 2\nmodel_path: \"{}\"",
-        ck.display()
-    );
-    let yaml =
-        params_yaml(&rig0, &compressed, &extra).replace("    model_path: \"stand-in\"\n", "");
+    let extra = format!("lidar_timeout: 0.0\nscore_threshold: 0.1\nnum_threads: 2\nmodel_path: \"{}\"", ck.display());
+    let yaml = params_yaml(&rig0, &compressed, &extra).replace("    model_path: \"stand-in\"\n", "");
     let params = load(dir.path(), &yaml);
     let rig = node_rig(&rig0, &params);
 
-    let mut child = spawn_node(
-        &dir.path().join("params.yaml"),
-        &dir.path().join("node.log"),
-    );
+    let mut child = spawn_node(&dir.path().join("params.yaml"), &dir.path().join("node.log"));
     let child = child.0.as_mut().unwrap();
     let mut reference = load_pipeline(&ck, "cpu", false, 2, params.pipeline_options()).unwrap();
     let mut peer = Peer::new(&compressed);
@@ -286,16 +208,8 @@ fn node_binary_with_a_checkpoint_matches_the_pipeline() {
     // until the node is live and fuses (model load, warm-up, discovery)
     let mut stamp = now_ns();
     for k in 0.. {
-        assert!(
-            k < 120,
-            "the node never produced a fused frame; its log:\n{}",
-            log_text()
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the node exited; its log:\n{}",
-            log_text()
-        );
+        assert!(k < 120, "the node never produced a fused frame; its log:\n{}", log_text());
+        assert!(child.try_wait().unwrap().is_none(), "the node exited; its log:\n{}", log_text());
         stamp += FRAME;
         let f = synthetic_input(&spec, &rig, 0, stamp, "lidar_top");
         peer.publish_infos(&f);
@@ -319,35 +233,23 @@ fn node_binary_with_a_checkpoint_matches_the_pipeline() {
         assert_eq!(got.header.frame_id, "lidar_top");
         assert_eq!(got.mode, "fusion");
         let boxes = msg_to_boxes(&got);
-        assert!(
-            !want.detections.is_empty(),
-            "random tiny weights give detections above 0.1"
-        );
+        assert!(!want.detections.is_empty(), "random tiny weights give detections above 0.1");
         assert_eq!(boxes.len(), want.detections.len(), "frame {k}");
         for (g, w) in boxes.iter().zip(&want.detections) {
             assert_eq!((g.label, g.score as f32), (w.label, w.score as f32));
             for i in 0..3 {
                 assert!(
-                    (g.center[i] - w.center[i]).abs() < 1e-9
-                        && (g.size[i] - w.size[i]).abs() < 1e-12,
+                    (g.center[i] - w.center[i]).abs() < 1e-9 && (g.size[i] - w.size[i]).abs() < 1e-12,
                     "frame {k}: {g:?} vs {w:?}"
                 );
             }
             assert!((g.yaw - w.yaw).abs() < 1e-9);
         }
         let seg = peer.wait("segmentation", Duration::from_secs(30), |p| {
-            p.seg
-                .iter()
-                .find(|s| stamp_to_ns(&s.header.stamp) == stamp)
-                .cloned()
+            p.seg.iter().find(|s| stamp_to_ns(&s.header.stamp) == stamp).cloned()
         });
-        let q: Vec<u8> = want
-            .segmentation
-            .unwrap()
-            .probs
-            .iter()
-            .map(|p| (p.clamp(0.0, 1.0) * 255.0).round() as u8)
-            .collect();
+        let q: Vec<u8> =
+            want.segmentation.unwrap().probs.iter().map(|p| (p.clamp(0.0, 1.0) * 255.0).round() as u8).collect();
         assert!(seg.data == q, "segmentation of frame {k} differs");
     }
     // a clean stop on SIGINT, as ros2 launch sends it
@@ -355,8 +257,5 @@ fn node_binary_with_a_checkpoint_matches_the_pipeline() {
     let st = child.wait().unwrap();
     assert!(st.success(), "exit status {st}; log:\n{}", log_text());
     let log = log_text();
-    assert!(
-        log.contains("live on cpu") && log.contains("tiny (dense"),
-        "{log}"
-    );
+    assert!(log.contains("live on cpu") && log.contains("tiny (dense"), "{log}");
 }
