@@ -13,7 +13,11 @@ fn run(bin: &str, args: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn repo(rel: &str) -> PathBuf {
@@ -22,9 +26,16 @@ fn repo(rel: &str) -> PathBuf {
 
 /// Writes `original` with `from` replaced by `to`; returns the path and the 1-based line of `to`.
 fn corrupt(dir: &Path, name: &str, original: &str, from: &str, to: &str) -> (PathBuf, usize) {
-    assert!(original.contains(from), "{from:?} not in the shipped file any more");
+    assert!(
+        original.contains(from),
+        "{from:?} not in the shipped file any more"
+    );
     let bad = original.replacen(from, to, 1);
-    let line = bad.lines().position(|l| l.contains(to.lines().next().unwrap())).unwrap() + 1;
+    let line = bad
+        .lines()
+        .position(|l| l.contains(to.lines().next().unwrap()))
+        .unwrap()
+        + 1;
     let path = dir.join(name);
     std::fs::write(&path, bad).unwrap();
     (path, line)
@@ -35,8 +46,13 @@ fn altermoma_help_lists_the_subcommands() {
     let o = run(env!("CARGO_BIN_EXE_altermoma"), &["--help"]);
     assert!(o.status.success(), "{}", text(&o));
     let t = text(&o);
-    for sub in ["gen-data", "train", "prune", "finetune", "eval", "gen-bag", "replay", "demo", "bench"] {
-        assert!(t.contains(sub), "`altermoma --help` does not list `{sub}`:\n{t}");
+    for sub in [
+        "gen-data", "train", "prune", "finetune", "eval", "gen-bag", "replay", "demo", "bench",
+    ] {
+        assert!(
+            t.contains(sub),
+            "`altermoma --help` does not list `{sub}`:\n{t}"
+        );
     }
 }
 
@@ -45,7 +61,10 @@ fn bevfusion_node_help_names_its_topics() {
     let o = run(env!("CARGO_BIN_EXE_bevfusion_node"), &["--help"]);
     assert!(o.status.success(), "{}", text(&o));
     let t = text(&o);
-    assert!(t.contains("~/input/pointcloud") && t.contains("~/output/objects"), "{t}");
+    assert!(
+        t.contains("~/input/pointcloud") && t.contains("~/output/objects"),
+        "{t}"
+    );
 }
 
 #[test]
@@ -59,42 +78,54 @@ fn malformed_model_config_names_file_line_and_field() {
         "    channels: 16\n    downsample: 1",
         "    channels: lots\n    downsample: 1",
     );
-    let out = dir.path().join("run");
     let o = run(
         env!("CARGO_BIN_EXE_altermoma"),
         &[
-            "train",
-            "--config",
+            "bench",
+            "model",
+            "--configs",
             bad.to_str().unwrap(),
-            "--data",
-            dir.path().to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
+            "--runs",
+            "1",
         ],
     );
     let t = text(&o);
     assert!(!o.status.success(), "a broken config was accepted:\n{t}");
     assert!(!t.contains("panicked"), "{t}");
-    assert!(t.contains("broken_model.yaml"), "file not named:\n{t}");
-    assert!(t.contains(&format!("line {line}")), "line {line} not named:\n{t}");
+    // compiler style: FILE:LINE:COLUMN
+    assert!(
+        t.contains(&format!("broken_model.yaml:{line}:")),
+        "file and line {line} not named:\n{t}"
+    );
     assert!(t.contains("channels"), "field not named:\n{t}");
-    assert!(!out.join("model.safetensors").exists());
 }
 
 #[test]
 fn malformed_node_parameters_name_file_line_and_parameter() {
     let dir = tempfile::tempdir().unwrap();
     let shipped = std::fs::read_to_string(repo("config/bevfusion_node.param.yaml")).unwrap();
-    let (bad, line) = corrupt(dir.path(), "broken.param.yaml", &shipped, "fp16: false", "fp16: maybe");
+    let (bad, line) = corrupt(
+        dir.path(),
+        "broken.param.yaml",
+        &shipped,
+        "fp16: false",
+        "fp16: maybe",
+    );
     let o = run(
         env!("CARGO_BIN_EXE_bevfusion_node"),
         &["--check-params", "--params-file", bad.to_str().unwrap()],
     );
     let t = text(&o);
-    assert!(!o.status.success(), "a broken parameter file was accepted:\n{t}");
+    assert!(
+        !o.status.success(),
+        "a broken parameter file was accepted:\n{t}"
+    );
     assert!(!t.contains("panicked"), "{t}");
     assert!(t.contains("broken.param.yaml"), "file not named:\n{t}");
-    assert!(t.contains(&format!("{line}")), "line {line} not named:\n{t}");
+    assert!(
+        t.contains(&format!("{line}")),
+        "line {line} not named:\n{t}"
+    );
     assert!(t.contains("fp16"), "parameter not named:\n{t}");
 }
 
@@ -103,13 +134,33 @@ fn yaml_syntax_error_names_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let tiny = std::fs::read_to_string(repo("config/model/tiny.yaml")).unwrap();
     // an unclosed flow sequence: a syntax error, not a type error
-    let (bad, _) = corrupt(dir.path(), "unclosed.yaml", &tiny, "voxel: {size: [0.5, 0.5, 8.0]", "voxel: {size: [0.5, 0.5, 8.0");
+    let (bad, _) = corrupt(
+        dir.path(),
+        "unclosed.yaml",
+        &tiny,
+        "voxel: {size: [0.5, 0.5, 8.0]",
+        "voxel: {size: [0.5, 0.5, 8.0",
+    );
     let o = run(
         env!("CARGO_BIN_EXE_altermoma"),
-        &["train", "--config", bad.to_str().unwrap(), "--data", ".", "--out", dir.path().join("r").to_str().unwrap()],
+        &[
+            "bench",
+            "model",
+            "--configs",
+            bad.to_str().unwrap(),
+            "--runs",
+            "1",
+        ],
     );
     let t = text(&o);
     assert!(!o.status.success(), "{t}");
     assert!(!t.contains("panicked"), "{t}");
-    assert!(t.contains("unclosed.yaml") && t.contains("line "), "{t}");
+    let at = t
+        .find("unclosed.yaml:")
+        .unwrap_or_else(|| panic!("file not named:\n{t}"));
+    let after = &t[at + "unclosed.yaml:".len()..];
+    assert!(
+        after.starts_with(|c: char| c.is_ascii_digit()),
+        "no line after the file name:\n{t}"
+    );
 }
