@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PACKAGE_DIR: &str = "ros2/altermoma_bevfusion";
+const PACKAGE_DIR: &str = "launch/colcon/altermoma_bevfusion";
 
 /// The colcon package's name and what its CMakeLists installs into share/: (share-relative
 /// path, repository path).
