@@ -72,7 +72,8 @@ fn errors_name_file_line_and_field() {
     );
 
     // an unknown field and an unknown part type
-    let bad = tiny.replace("  stem_pool: false", "  stem_pool: false\n    colour: red");
+    let bad = tiny.replace("  stem_kernel: 3", "  stem_kernel: 3\n    colour: red");
+    assert_ne!(bad, tiny);
     let e = ModelConfig::load(write(dir.path(), "unknown.yaml", &bad))
         .unwrap_err()
         .to_string();

@@ -36,6 +36,10 @@ pub struct Args {
     /// Also write the table as markdown here.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// CPU threads for libtorch (0: libtorch's default). On a loaded machine 1 thread avoids
+    /// oversubscription.
+    #[arg(long, default_value_t = 0)]
+    pub threads: i32,
 }
 
 /// Resolve `tiny` to `config/model/tiny.yaml` (next to the binary's source tree or the CWD).
@@ -85,6 +89,9 @@ struct Row {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    if args.threads > 0 {
+        tch::set_num_threads(args.threads);
+    }
     let dev = crate::device::parse_device(&args.device)?;
     let mut rows = Vec::new();
     for name in &args.configs {
@@ -116,7 +123,16 @@ pub fn run(args: Args) -> Result<()> {
             r.config, r.stage, r.median, r.p99, g, r.runs
         ));
     }
-    println!("device: {}\n\n{md}", crate::device::describe(dev));
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into());
+    let header = format!(
+        "device: {}, load average at the end: {load}\n\n",
+        crate::device::describe(dev)
+    );
+    let md = format!("{header}{md}");
+    println!("{md}");
     if let Some(out) = &args.out {
         crate::io::atomic_write(out, md.as_bytes())?;
     }

@@ -77,6 +77,10 @@ pub struct Args {
     /// Groups to keep frozen (comma separated: camera, lidar, fusion).
     #[arg(long, value_delimiter = ',')]
     pub freeze: Vec<String>,
+    /// Named recipe (`config/train/<name>.yaml`, e.g. `demo`): steps, lr and batch size of
+    /// --modality's stage. Explicit --steps / --lr / --batch-size win.
+    #[arg(long)]
+    pub recipe: Option<String>,
     #[arg(long)]
     pub steps: Option<usize>,
     #[arg(long)]
@@ -159,14 +163,21 @@ pub fn run(args: Args) -> Result<()> {
         tracing::info!("LiDAR branch: {n} tensors from {}", p.display());
     }
     if args.eval_only {
-        let Some(v) = &val else { bail!("--eval-only needs --val-data") };
+        let Some(v) = &val else {
+            bail!("--eval-only needs --val-data")
+        };
         if args.init_checkpoint.is_none() {
             bail!("--eval-only needs --init-checkpoint");
         }
-        let n = if args.val_frames == 0 { v.len() } else { args.val_frames.min(v.len()) };
+        let n = if args.val_frames == 0 {
+            v.len()
+        } else {
+            args.val_frames.min(v.len())
+        };
         let idx: Vec<usize> = (0..n).collect();
         let bs = args.batch_size.unwrap_or(m.cfg.train.batch_size);
-        let ev = crate::train::evaluate(&m.model, v.as_ref(), &idx, args.modality.mask(), bs, device)?;
+        let ev =
+            crate::train::evaluate(&m.model, v.as_ref(), &idx, args.modality.mask(), bs, device)?;
         print_eval(&ev);
         std::fs::create_dir_all(&args.out)?;
         crate::io::write_json(args.out.join(crate::train::trainer::EVAL_FILE), &ev)?;
@@ -174,6 +185,24 @@ pub fn run(args: Args) -> Result<()> {
     }
     let mut o = TrainOptions::new(&m.cfg.train, args.modality.mask(), &args.out);
     let r = &mut o.recipe;
+    if let Some(name) = &args.recipe {
+        let rec = crate::train::recipe::Recipe::load(name)?;
+        if rec.model != m.cfg.name {
+            tracing::warn!(
+                "recipe `{name}` was measured with model `{}`, training `{}`",
+                rec.model,
+                m.cfg.name
+            );
+        }
+        let st = match args.modality {
+            Modality::Camera => rec.camera,
+            Modality::Lidar => rec.lidar,
+            Modality::Fusion => rec.fusion,
+        };
+        r.steps = st.steps;
+        r.lr = st.lr;
+        r.batch_size = st.batch_size;
+    }
     if let Some(v) = args.steps {
         r.steps = v;
     }
@@ -211,7 +240,11 @@ pub fn run(args: Args) -> Result<()> {
     o.resume = args.resume;
     o.val_every = args.val_every;
     if let Some(v) = &val {
-        o.val_frames = if args.val_frames == 0 { v.len() } else { args.val_frames };
+        o.val_frames = if args.val_frames == 0 {
+            v.len()
+        } else {
+            args.val_frames
+        };
     }
     o.label = format!("train {}", args.modality.mask().name());
     for g in &args.freeze {
@@ -262,16 +295,30 @@ fn print_eval(ev: &crate::train::EvalReport) {
         ev.frames,
         ev.map,
         ev.nds,
-        ev.miou.map(|m| format!("{m:.4}")).unwrap_or_else(|| "-".into())
+        ev.miou
+            .map(|m| format!("{m:.4}"))
+            .unwrap_or_else(|| "-".into())
     );
-    let aps: Vec<String> = ev.class_ap.iter().map(|(c, a)| format!("{c} {a:.3}")).collect();
+    let aps: Vec<String> = ev
+        .class_ap
+        .iter()
+        .map(|(c, a)| format!("{c} {a:.3}"))
+        .collect();
     println!("  AP: {}", aps.join(", "));
-    let ious: Vec<String> = ev.class_iou.iter().map(|(c, a)| format!("{c} {a:.3}")).collect();
+    let ious: Vec<String> = ev
+        .class_iou
+        .iter()
+        .map(|(c, a)| format!("{c} {a:.3}"))
+        .collect();
     if !ious.is_empty() {
         println!("  IoU: {}", ious.join(", "));
     }
 }
 
-fn open_dataset(dir: &std::path::Path, version: Option<&str>) -> Result<Box<dyn crate::data::Dataset>> {
-    crate::data::open_dataset(dir, version).with_context(|| format!("opening dataset {}", dir.display()))
+fn open_dataset(
+    dir: &std::path::Path,
+    version: Option<&str>,
+) -> Result<Box<dyn crate::data::Dataset>> {
+    crate::data::open_dataset(dir, version)
+        .with_context(|| format!("opening dataset {}", dir.display()))
 }

@@ -4,10 +4,11 @@
 //!
 //! Files: [`trainer`] (the loop, resume), [`optimizer`] (Adam/AdamW with savable state,
 //! clipping, masks, loss scaling), [`schedule`] (learning rate), [`evaluate`] (predictions,
-//! validation loss), [`log`] (CSV and loss curve).
+//! validation loss), [`log`] (CSV and loss curve), [`recipe`] (named per-stage recipes).
 pub mod evaluate;
 pub mod log;
 pub mod optimizer;
+pub mod recipe;
 pub mod schedule;
 pub mod trainer;
 
