@@ -118,6 +118,8 @@ fn gen_bag_replay_gives_the_metrics_of_offline_eval() {
         &d("predictions.json"),
         "--dataroot",
         &d("data"),
+        "--version",
+        "v1.0-synthetic",
         "--seg-predictions",
         &d("seg_pred.safetensors"),
         "--seg-gt",

@@ -261,6 +261,10 @@ pub fn replay_params(
     use crate::ros::node::NODE_NAME;
     use crate::ros::params::load_params;
     let mut ov = vec![("model_path".to_string(), serde_json::to_string(&model.to_string_lossy())?)];
+    if files.is_empty() {
+        // Extrinsics from the bag's rig calibration (gen-bag writes one, latched).
+        ov.push(("rig_calibration_topic".into(), CALIBRATION_TOPIC.into()));
+    }
     let try_files = load_params(files, &ov, NODE_NAME, "/");
     let need_names = match &try_files {
         Ok(p) => p.camera_names.is_empty(),

@@ -263,13 +263,14 @@ pub fn replay_many<P: FrameProcessor>(bag: &Bag, procs: &mut [P], opts: &ReplayO
         let order: Vec<usize> = if frames_done % 2 == 0 { (0..n).collect() } else { (0..n).rev().collect() };
         let mut ready = Vec::new();
         for k in 0..n {
-            if let Some(job) = procs[k].on_tick(now) {
-                ready.push((k, Pending { job, arrival: now, log_time: m.log_time }));
-            }
+            // As the node's spin loop: arrivals first, then the camera-only timer.
             match procs[k].on_message(&topic.name, &msg, now) {
                 Fed::Frame(job) => ready.push((k, Pending { job, arrival: now, log_time: m.log_time })),
                 Fed::Rejected(why) => *runs[k].rejected.entry(why).or_insert(0) += 1,
                 Fed::Ignored | Fed::Taken => {}
+            }
+            if let Some(job) = procs[k].on_tick(now) {
+                ready.push((k, Pending { job, arrival: now, log_time: m.log_time }));
             }
         }
         read_ms += t_read.elapsed().as_secs_f64() * 1e3;
