@@ -8,6 +8,7 @@
 //! - [`report`]: markdown, PNG histogram and timeline, JSON.
 pub mod evaluation;
 pub mod latency;
+pub mod node_processor;
 pub mod processor;
 pub mod report;
 pub mod run;

@@ -259,17 +259,21 @@ pub fn replay_many<P: FrameProcessor>(bag: &Bag, procs: &mut [P], opts: &ReplayO
                 Err(e) => decode_issues.push(m.issue(format!("ground truth unusable: {e:#}"))),
             }
         }
-        let now = if opts.realtime { Instant::now().max(due) } else { due };
+        // A message arrives at its recorded time (scaled), even when the pipeline was busy
+        // and it is only delivered now: the node's spin thread would have taken it then, so
+        // the synchroniser's clock and the frame's queueing latency start there.
+        let now = due;
         let order: Vec<usize> = if frames_done % 2 == 0 { (0..n).collect() } else { (0..n).rev().collect() };
         let mut ready = Vec::new();
         for k in 0..n {
-            if let Some(job) = procs[k].on_tick(now) {
-                ready.push((k, Pending { job, arrival: now, log_time: m.log_time }));
-            }
+            // As the node's spin loop: arrivals first, then the camera-only timer.
             match procs[k].on_message(&topic.name, &msg, now) {
                 Fed::Frame(job) => ready.push((k, Pending { job, arrival: now, log_time: m.log_time })),
                 Fed::Rejected(why) => *runs[k].rejected.entry(why).or_insert(0) += 1,
                 Fed::Ignored | Fed::Taken => {}
+            }
+            if let Some(job) = procs[k].on_tick(now) {
+                ready.push((k, Pending { job, arrival: now, log_time: m.log_time }));
             }
         }
         read_ms += t_read.elapsed().as_secs_f64() * 1e3;
