@@ -25,6 +25,10 @@ pub struct SqliteFile {
     _tmp: Option<tempfile::TempDir>,
     /// Problems found while opening (a truncated file).
     open_issues: Vec<Issue>,
+    /// For a truncated file: the same bytes padded with 0xFF instead of zeros. A row whose
+    /// data differs between the two copies reached past the cut and is skipped, never
+    /// returned with made-up bytes.
+    shadow: Option<(Connection, tempfile::TempDir)>,
 }
 
 /// Page size and page count from the SQLite header, when it is one.
@@ -63,9 +67,24 @@ impl SqliteFile {
                         "file ends at byte {len} but its header says {pc} pages of {ps} bytes: truncated, reading what is there"
                     ),
                 };
-                let mut bytes = std::fs::read(path)?;
-                bytes.resize(want.max(len.div_ceil(ps) * ps) as usize, 0);
-                let mut s = Self::open_bytes(path, bytes)?;
+                let bytes = std::fs::read(path)?;
+                let padded = want.max(len.div_ceil(ps) * ps) as usize;
+                let mut ones = bytes.clone();
+                ones.resize(padded, 0xFF);
+                let mut zeros = bytes;
+                zeros.resize(padded, 0);
+                let mut s = Self::open_bytes(path, zeros)?;
+                let dir = tempfile::tempdir()?;
+                let p = dir.path().join("bag_ff.db3");
+                std::fs::write(&p, ones)?;
+                // A copy SQLite cannot open at all just means no row can be confirmed: the
+                // comparison then skips every row that it cannot read identically.
+                if let Ok(conn) = Connection::open_with_flags(
+                    &p,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                ) {
+                    s.shadow = Some((conn, dir));
+                }
                 s.open_issues.push(issue);
                 return Ok(s);
             }
@@ -149,7 +168,7 @@ impl SqliteFile {
                 topics.push(t);
             }
         }
-        Ok(Self { path: name.to_path_buf(), conn, topics, by_id, _tmp: tmp, open_issues: Vec::new() })
+        Ok(Self { path: name.to_path_buf(), conn, topics, by_id, _tmp: tmp, open_issues: Vec::new(), shadow: None })
     }
 
     pub fn path(&self) -> &Path {
@@ -184,6 +203,12 @@ impl SqliteFile {
             "SELECT id, topic_id, timestamp, data FROM messages WHERE id >= ?1 AND id < ?2 ORDER BY id",
         )?;
         let mut unknown: HashMap<i64, u64> = HashMap::new();
+        let mut shadow_st = match &self.shadow {
+            Some((c, _)) => Some(c.prepare("SELECT data FROM messages WHERE id = ?1")?),
+            None => None,
+        };
+        // Rows of a truncated file whose bytes depend on the padding (ids, first and last).
+        let mut past_cut: Vec<i64> = Vec::new();
         // Ranges of row ids still to read; damaged ranges are split.
         let mut todo: Vec<(i64, i64)> = Vec::new();
         let mut start = lo;
@@ -235,6 +260,15 @@ impl SqliteFile {
                         *n += 1;
                         continue;
                     };
+                    if let Some(sh) = shadow_st.as_mut() {
+                        let same = sh
+                            .query_row(params![id], |r| Ok(r.get_ref(0)?.as_blob()? == data))
+                            .unwrap_or(false);
+                        if !same {
+                            past_cut.push(id);
+                            continue;
+                        }
+                    }
                     let m = MessageRef { file: &self.path, location: Location::Row { id }, log_time: ts, data };
                     if !visit(&m, topic)? {
                         return Ok(());
@@ -258,6 +292,12 @@ impl SqliteFile {
             }
         }
         flush(&mut bad, issues);
+        if let (Some(first), Some(last)) = (past_cut.first(), past_cut.last()) {
+            issues.push(self.issue(format!(
+                "{} messages row(s) between {first} and {last} reach past the end of the truncated file: skipped",
+                past_cut.len()
+            )));
+        }
         Ok(())
     }
 }
