@@ -28,7 +28,13 @@ fn demo_runs_end_to_end_and_reruns_reuse_every_step() {
     let names: Vec<&str> = r.eval.rows.iter().map(|x| x.name.as_str()).collect();
     assert_eq!(names, ["dense", "altermoma", "snip"]);
     for row in &r.eval.rows {
-        for v in [row.acc.map, row.acc.nds, row.acc.miou, row.gflops, row.gflops_dense] {
+        for v in [
+            row.acc.map,
+            row.acc.nds,
+            row.acc.miou,
+            row.gflops,
+            row.gflops_dense,
+        ] {
             assert!(v.is_finite(), "{row:?}");
         }
         assert!(row.params > 0);
@@ -51,7 +57,14 @@ fn demo_runs_end_to_end_and_reruns_reuse_every_step() {
     for l in &r.replay.rows {
         assert_eq!(l.frames, 3, "{l:?}");
         assert_eq!(l.failed, 0);
-        for v in [l.p50_ms, l.p99_ms, l.mean_ms, l.network_p50_ms, l.map, l.nds] {
+        for v in [
+            l.p50_ms,
+            l.p99_ms,
+            l.mean_ms,
+            l.network_p50_ms,
+            l.map,
+            l.nds,
+        ] {
             assert!(v.is_finite() && v >= 0.0, "{l:?}");
         }
         assert!(l.p99_ms >= l.p50_ms);
@@ -83,7 +96,11 @@ fn demo_runs_end_to_end_and_reruns_reuse_every_step() {
 
     // Re-run: every step reused, same numbers.
     let r2 = altermoma::demo::run(&opts).unwrap();
-    assert!(r2.steps.iter().all(|s| s.status == StepStatus::Reused), "{:?}", r2.steps);
+    assert!(
+        r2.steps.iter().all(|s| s.status == StepStatus::Reused),
+        "{:?}",
+        r2.steps
+    );
     assert_eq!(
         serde_json::to_value(&r2.eval).unwrap(),
         serde_json::to_value(&r.eval).unwrap()
@@ -93,8 +110,20 @@ fn demo_runs_end_to_end_and_reruns_reuse_every_step() {
     let mut changed = opts.clone();
     changed.config.finetune.steps += 1;
     let r3 = altermoma::demo::run(&changed).unwrap();
-    let st: Vec<(&str, StepStatus)> = r3.steps.iter().map(|s| (s.name.as_str(), s.status)).collect();
-    let first_rerun = st.iter().position(|(_, s)| *s != StepStatus::Reused).unwrap();
+    let st: Vec<(&str, StepStatus)> = r3
+        .steps
+        .iter()
+        .map(|s| (s.name.as_str(), s.status))
+        .collect();
+    let first_rerun = st
+        .iter()
+        .position(|(_, s)| *s != StepStatus::Reused)
+        .unwrap();
     assert_eq!(st[first_rerun].0, "finetune-altermoma", "{st:?}");
-    assert!(st[first_rerun..].iter().all(|(_, s)| *s == StepStatus::Computed), "{st:?}");
+    assert!(
+        st[first_rerun..]
+            .iter()
+            .all(|(_, s)| *s == StepStatus::Computed),
+        "{st:?}"
+    );
 }

@@ -58,7 +58,11 @@ fn finished_steps_are_reused_and_a_changed_setting_reruns_it_and_the_later_ones(
     let (st, r3) = run(5);
     assert_eq!(
         st,
-        vec![StepStatus::Reused, StepStatus::Computed, StepStatus::Computed]
+        vec![
+            StepStatus::Reused,
+            StepStatus::Computed,
+            StepStatus::Computed
+        ]
     );
     assert_eq!(r3, vec!["A", "AB5", "AB5C"]);
     assert_eq!(calls.get(), 5);
@@ -72,7 +76,11 @@ fn finished_steps_are_reused_and_a_changed_setting_reruns_it_and_the_later_ones(
     let (st, _) = run(5);
     assert_eq!(
         st,
-        vec![StepStatus::Computed, StepStatus::Reused, StepStatus::Computed]
+        vec![
+            StepStatus::Computed,
+            StepStatus::Reused,
+            StepStatus::Computed
+        ]
     );
     assert_eq!(calls.get(), 7);
 }
@@ -115,10 +123,7 @@ fn an_error_mid_step_leaves_no_output_and_the_rerun_continues_it() {
         })
         .unwrap();
     assert_eq!(seen, "half+rest");
-    assert_eq!(
-        statuses(&s),
-        vec![StepStatus::Reused, StepStatus::Resumed]
-    );
+    assert_eq!(statuses(&s), vec![StepStatus::Reused, StepStatus::Resumed]);
     assert_eq!(
         std::fs::read_to_string(tmp.path().join("b/final.txt")).unwrap(),
         "complete"
@@ -185,7 +190,9 @@ fn a_killed_run_resumes_without_corrupt_files() {
     let mut s = Steps::new(tmp.path(), 2, "test").unwrap();
     s.verbose = false;
     let a = s
-        .run("a", &1, |_| -> anyhow::Result<String> { panic!("a must be reused") })
+        .run("a", &1, |_| -> anyhow::Result<String> {
+            panic!("a must be reused")
+        })
         .unwrap();
     assert_eq!(a, "A");
     let b = s

@@ -27,7 +27,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     use crate::demo::{DemoConfig, DemoOptions};
     let (mut config, source) = match &args.config {
         Some(p) => (DemoConfig::load(p)?, p.display().to_string()),
-        None => (DemoConfig::tiny(), "embedded config/demo/tiny.yaml".to_string()),
+        None => (
+            DemoConfig::tiny(),
+            "embedded config/demo/tiny.yaml".to_string(),
+        ),
     };
     if let Some(d) = args.device {
         config.device = d;

@@ -123,7 +123,10 @@ impl Validate for DemoConfig {
             "data.test.seed",
             "the held-out seed must differ from the training seed",
         )?;
-        for (f, s) in [("data.train", &self.data.train), ("data.test", &self.data.test)] {
+        for (f, s) in [
+            ("data.train", &self.data.train),
+            ("data.test", &self.data.test),
+        ] {
             ensure(s.scenes >= 1, &format!("{f}.scenes"), "must be at least 1")?;
             ensure(
                 s.frames_per_scene >= 1,
@@ -163,7 +166,11 @@ impl Validate for DemoConfig {
             .options
             .validate()
             .map_err(|e| FieldError::new(format!("prune.options.{}", e.field), e.message))?;
-        ensure(self.finetune.steps >= 1, "finetune.steps", "must be at least 1")?;
+        ensure(
+            self.finetune.steps >= 1,
+            "finetune.steps",
+            "must be at least 1",
+        )?;
         ensure(self.finetune.lr > 0.0, "finetune.lr", "must be positive")?;
         ensure(
             self.eval.batch_size >= 1,
@@ -182,27 +189,5 @@ impl Validate for DemoConfig {
             .parse::<crate::bag::scene_writer::ImageFormat>()
             .map_err(|e| FieldError::new("bag.images", e.to_string()))?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn embedded_default_parses() {
-        let c = DemoConfig::tiny();
-        assert_eq!(c.model, "tiny");
-        assert_eq!(c.prune.sparsity, 0.8);
-        assert_ne!(c.prune.baseline, Method::Altermoma);
-    }
-
-    #[test]
-    fn errors_name_the_field_and_line() {
-        let bad = TINY_YAML.replace("sparsity: 0.8", "sparsity: 1.5");
-        let e = DemoConfig::parse(&bad, Path::new("x.yaml")).unwrap_err();
-        let s = e.to_string();
-        assert!(s.contains("prune.sparsity"), "{s}");
-        assert!(s.contains("x.yaml"), "{s}");
     }
 }

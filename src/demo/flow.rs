@@ -19,7 +19,7 @@ use crate::model::load::{load_groups, LoadedModel};
 use crate::model::{Group, ModalityMask};
 use crate::pruning::bevfusion::{frame_batches, save_masked, PrunableBevFusion};
 use crate::pruning::finetune::finetune;
-use crate::pruning::{prune, Method, MaskSet, PrunableModel};
+use crate::pruning::{prune, MaskSet, Method, PrunableModel};
 use crate::train::trainer::{train, TrainOptions, MODEL_FILE};
 use anyhow::{Context, Result};
 use std::cell::RefCell;
@@ -91,7 +91,11 @@ impl Splits {
 }
 
 /// Nonzero parameters, dense and nonzero-weight GFLOPs, sparsity of a (masked) model.
-pub fn model_row(name: &str, m: &LoadedModel, acc: crate::experiment::results::Accuracy) -> Result<ModelRow> {
+pub fn model_row(
+    name: &str,
+    m: &LoadedModel,
+    acc: crate::experiment::results::Accuracy,
+) -> Result<ModelRow> {
     let total: i64 =
         m.vs.variables()
             .values()
@@ -174,7 +178,6 @@ fn train_stage(
     })
 }
 
-
 /// Run (or resume) the whole demo; writes `report.md`, `results.json` and the plots.
 pub fn run(opts: &DemoOptions) -> Result<DemoResults> {
     let t_run = Instant::now();
@@ -186,7 +189,10 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResults> {
     let mc = model_config(&cfg.model)?;
     let out = &opts.out;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    crate::io::atomic_write(out.join("demo.yaml"), serde_yaml::to_string(cfg)?.as_bytes())?;
+    crate::io::atomic_write(
+        out.join("demo.yaml"),
+        serde_yaml::to_string(cfg)?.as_bytes(),
+    )?;
     let mut steps = Steps::new(out, STEP_NAMES.len(), "altermoma demo v1")?;
     let splits = Splits {
         dir: steps.dir("gen-data"),

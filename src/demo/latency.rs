@@ -28,13 +28,7 @@ pub fn write_bag(data: &dyn Dataset, cfg: &DemoBag, out: &Path) -> Result<BagOut
         ..Default::default()
     };
     let n = cfg.max_frames.map_or(data.len(), |m| m.min(data.len()));
-    let r = write_scene_bag(
-        (0..n).map(|i| data.get(i)),
-        n,
-        &data.cameras(),
-        out,
-        &opts,
-    )?;
+    let r = write_scene_bag((0..n).map(|i| data.get(i)), n, &data.cameras(), out, &opts)?;
     eprintln!(
         "    {}: {} frames, {} messages, {:.1} MB, {:.1} s recorded",
         out.display(),
@@ -72,7 +66,11 @@ pub fn replay_models(
         p.warm_up(&names, &calibs)
             .with_context(|| format!("warming up the {name} pipeline"))?;
         dev = p.info().device.clone();
-        procs.push(NodeProcessor::new(p, &names, format!("{name}: {}", path.display())));
+        procs.push(NodeProcessor::new(
+            p,
+            &names,
+            format!("{name}: {}", path.display()),
+        ));
     }
     let bag_r = Bag::open(bag)?;
     let runs = replay_many(&bag_r, &mut procs, &ReplayOptions::default())?;

@@ -4,7 +4,9 @@
 //! `segmentation_to_msg`), fed by the bag's topics as the scene writer names them. What the
 //! demo times is therefore what `bevfusion_node` runs per frame, minus DDS.
 
-use crate::bag::frames::{camera_image_topic, camera_info_topic, CALIBRATION_TOPIC, LIDAR_FRAME, LIDAR_TOPIC};
+use crate::bag::frames::{
+    camera_image_topic, camera_info_topic, CALIBRATION_TOPIC, LIDAR_FRAME, LIDAR_TOPIC,
+};
 use crate::bag::messages::Decoded;
 use crate::pipeline::frame_pipeline::ms;
 use crate::pipeline::FramePipeline;

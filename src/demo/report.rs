@@ -214,7 +214,10 @@ pub fn write(r: &DemoResults, out: &Path) -> Result<()> {
         .collect();
     bar_chart(
         out.join(PLOTS[1]),
-        &format!("Per-frame latency, node pipeline replay ({})", r.replay.device),
+        &format!(
+            "Per-frame latency, node pipeline replay ({})",
+            r.replay.device
+        ),
         "ms",
         &["p50".to_string(), "p99".to_string()],
         &lat,

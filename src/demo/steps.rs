@@ -119,7 +119,10 @@ impl Steps {
         match serde_json::from_str(&text) {
             Ok(s) => Some(s),
             Err(e) => {
-                tracing::warn!("{}: unreadable stamp ({e}); the step runs again", p.display());
+                tracing::warn!(
+                    "{}: unreadable stamp ({e}); the step runs again",
+                    p.display()
+                );
                 None
             }
         }
@@ -175,9 +178,9 @@ impl Steps {
         let prefix = format!("{name}-");
         for e in std::fs::read_dir(&staging_root)?.flatten() {
             let n = e.file_name().to_string_lossy().to_string();
-            let other = n
-                .strip_prefix(&prefix)
-                .is_some_and(|rest| rest.len() == 16 && rest.chars().all(|c| c.is_ascii_hexdigit()));
+            let other = n.strip_prefix(&prefix).is_some_and(|rest| {
+                rest.len() == 16 && rest.chars().all(|c| c.is_ascii_hexdigit())
+            });
             if other && e.path() != staging {
                 let _ = std::fs::remove_dir_all(e.path());
             }
