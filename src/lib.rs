@@ -9,6 +9,8 @@ pub mod classes;
 pub mod cli;
 pub mod config;
 pub mod data;
+#[cfg(feature = "ros")]
+pub mod demo;
 pub mod device;
 pub mod experiment;
 pub mod geometry;
