@@ -8,13 +8,12 @@ use crate::bag::scene_writer::{write_scene_bag, ImageFormat, SceneBagOptions};
 use crate::bag::Bag;
 use crate::data::Dataset;
 use crate::metrics::DetectionConfig;
-use crate::pipeline::loader::load_pipeline;
+use crate::replay::node_processor::{node_processor, replay_params};
 use crate::replay::{replay_many, LatencyStats, Percentiles, ReplayOptions};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
 use super::config::{DemoBag, DemoReplay};
-use super::node_processor::NodeProcessor;
 use super::results::{BagOut, LatencyRow, ReplayOut};
 
 /// Write `data`'s frames as a bag at `out` (replacing what an interrupted run left there).
@@ -53,26 +52,23 @@ pub fn replay_models(
     device: &str,
     cfg: &DemoReplay,
 ) -> Result<ReplayOut> {
-    let names: Vec<String> = cameras.iter().map(|c| c.name.clone()).collect();
-    let calibs: Vec<_> = cameras.iter().cloned().map(Some).collect();
+    // The replay tool's own processor: node parameters (extrinsics from the bag's latched rig
+    // calibration, camera names from the bag), the node's synchroniser and FramePipeline.
+    let _ = cameras;
+    let bag_r = Bag::open(bag)?;
     let mut procs = Vec::new();
     let mut dev = String::new();
     for (name, path) in models {
-        let opts = crate::pipeline::PipelineOptions {
-            warmup_frames: cfg.warmup_frames,
-            ..Default::default()
-        };
-        let mut p = load_pipeline(path, device, false, 0, opts)?;
-        p.warm_up(&names, &calibs)
-            .with_context(|| format!("warming up the {name} pipeline"))?;
-        dev = p.info().device.clone();
-        procs.push(NodeProcessor::new(
-            p,
-            &names,
-            format!("{name}: {}", path.display()),
-        ));
+        let overrides = [
+            ("device".to_string(), serde_json::to_string(device)?),
+            ("warmup_frames".to_string(), cfg.warmup_frames.to_string()),
+        ];
+        let params = replay_params(&bag_r, &[], path, &overrides)
+            .with_context(|| format!("node parameters for the {name} model"))?;
+        let p = node_processor(&bag_r, &params, path).with_context(|| format!("loading the {name} pipeline"))?;
+        dev = p.pipeline().info().device.clone();
+        procs.push(p);
     }
-    let bag_r = Bag::open(bag)?;
     let runs = replay_many(&bag_r, &mut procs, &ReplayOptions::default())?;
     let mut rows = Vec::new();
     for ((name, _), run) in models.iter().zip(&runs) {

@@ -7,14 +7,12 @@
 //! - [`steps`]: resumable, crash-safe steps (done-stamps keyed by chained fingerprints);
 //! - [`flow`]: the chain of steps on library code;
 //! - [`memory_dataset`]: the splits decoded once per run;
-//! - [`node_processor`]: the node's synchroniser + pipeline as a replay processor;
-//! - [`latency`]: the bag and replay steps;
+//! - [`latency`]: the bag and replay steps (through `crate::replay::node_processor`, as `altermoma replay`);
 //! - [`results`], [`report`]: what the steps produce; table, `report.md`, plots.
 pub mod config;
 pub mod flow;
 pub mod latency;
 pub mod memory_dataset;
-pub mod node_processor;
 pub mod report;
 pub mod results;
 pub mod steps;
