@@ -105,6 +105,9 @@ pub struct Study {
     /// Cells that failed (key, error); they are retried by the next run.
     #[serde(default)]
     pub failures: Vec<(String, String)>,
+    /// Wall time of every finished cell (key -> seconds, as measured when it was computed).
+    #[serde(default)]
+    pub cell_seconds: BTreeMap<String, f64>,
 }
 
 #[cfg(test)]
