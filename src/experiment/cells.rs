@@ -81,6 +81,13 @@ impl CellStore {
         Ok(Some(stored.result))
     }
 
+    /// Wall time (seconds) recorded when the finished cell `key` was computed.
+    pub fn seconds(&self, key: &str) -> Option<f64> {
+        let text = std::fs::read_to_string(self.path(key)).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        v.get("seconds")?.as_f64()
+    }
+
     /// Write a finished cell atomically.
     pub fn put<T: Serialize>(&self, key: &str, fp: &str, seconds: f64, result: &T) -> Result<()> {
         let stored = Stored {
@@ -135,6 +142,8 @@ mod tests {
             })
             .unwrap();
         assert_eq!((v, s), (41, CellStatus::Skipped));
+        assert!(store.seconds("seed0/snip_0.80").is_some_and(|t| t >= 0.0));
+        assert_eq!(store.seconds("seed0/none"), None);
         let fp2 = fingerprint(&("snip", 0.85));
         assert_ne!(fp, fp2);
         let (v, _) = store

@@ -5,10 +5,10 @@
 //! sparsity per method.
 
 use crate::model::Group;
-use crate::plot::{bar_chart, line_chart, Series};
+use crate::plot::{line_chart, Series};
 use crate::pruning::Method;
 use anyhow::Result;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::results::{mean_std, Accuracy, PrunedResult, Study};
@@ -230,7 +230,7 @@ pub fn markdown(study: &Study, command: &str) -> String {
             ));
         }
     }
-    s.push_str("\n![per-group sparsity](group_sparsity.png)\n");
+    s.push_str("\n![camera](group_sparsity_camera.png)\n![LiDAR](group_sparsity_lidar.png)\n![fusion](group_sparsity_fusion.png)\n");
 
     s.push_str("\n## Scoring cost\n\n| Method | scoring time (s, mean) | relative to SNIP |\n|---|---|---|\n");
     let snip_t = mean_std(
@@ -258,6 +258,10 @@ pub fn markdown(study: &Study, command: &str) -> String {
             t,
             t / snip_t
         ));
+    }
+
+    if !study.cell_seconds.is_empty() {
+        s.push_str(&cost_section(study));
     }
 
     if !study.failures.is_empty() {
@@ -324,6 +328,41 @@ pub fn markdown(study: &Study, command: &str) -> String {
     s
 }
 
+/// Kind of a cell key `seed<N>/<kind>[_<sparsity>]`: `camera`, `snip`, `structured`, ...
+fn cell_kind(key: &str) -> String {
+    let tail = key.split_once('/').map(|(_, t)| t).unwrap_or(key);
+    match tail.rsplit_once('_') {
+        Some((k, sp)) if sp.chars().all(|c| c.is_ascii_digit()) => k.to_string(),
+        _ => tail.to_string(),
+    }
+}
+
+/// Wall time of the cells, per kind: what a re-run or a bigger study costs on this machine.
+fn cost_section(study: &Study) -> String {
+    let mut per_kind: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    for (k, t) in &study.cell_seconds {
+        per_kind.entry(cell_kind(k)).or_default().push(*t);
+    }
+    let total: f64 = study.cell_seconds.values().sum();
+    let mut s = String::from(
+        "\n## Cost (wall time of the cells, as measured when each was computed)\n\n| cell | count | mean (s) | total (min) |\n|---|---|---|---|\n",
+    );
+    for (k, v) in &per_kind {
+        s.push_str(&format!(
+            "| {k} | {} | {:.1} | {:.1} |\n",
+            v.len(),
+            mean_std(v).0,
+            v.iter().sum::<f64>() / 60.0
+        ));
+    }
+    s.push_str(&format!(
+        "| **all** | {} | | **{:.1}** |\n\nTraining stages are `camera`, `lidar`, `fusion`; a method cell is pruning + masked fine-tuning + held-out evaluation.\n",
+        study.cell_seconds.len(),
+        total / 60.0
+    ));
+    s
+}
+
 /// Write `report.md`, `report.json` and the PNG plots into `dir`.
 pub fn write(study: &Study, dir: &Path, command: &str) -> Result<()> {
     let (methods, sps) = axes(study);
@@ -365,38 +404,36 @@ pub fn write(study: &Study, dir: &Path, command: &str) -> Result<()> {
             false,
         )?;
     }
-    let mut cats = Vec::new();
-    let mut per_group: BTreeMap<Group, Vec<f64>> = BTreeMap::new();
-    for m in &methods {
-        for sp in &sps {
-            let c = cells(study, *m, *sp);
-            if c.is_empty() {
-                continue;
-            }
-            cats.push(format!("{} {:.0}%", m.label(), 100.0 * sp));
-            for g in Group::ALL {
-                per_group.entry(g).or_default().push(
-                    mean_std(
-                        &c.iter()
-                            .map(|r| r.groups.get(&g).copied().unwrap_or(0.0))
-                            .collect::<Vec<_>>(),
-                    )
-                    .0,
-                );
-            }
-        }
+    // Per-group sparsity: one chart per group, one line per method over the target sparsity.
+    for g in Group::ALL {
+        let series: Vec<Series> = methods
+            .iter()
+            .map(|m| {
+                let pts = sps
+                    .iter()
+                    .filter_map(|sp| {
+                        let c = cells(study, *m, *sp);
+                        let v = mean_std(
+                            &c.iter()
+                                .filter_map(|r| r.groups.get(&g).copied())
+                                .collect::<Vec<_>>(),
+                        )
+                        .0;
+                        (!v.is_nan()).then_some((100.0 * sp, 100.0 * v))
+                    })
+                    .collect();
+                Series::new(m.label(), pts)
+            })
+            .collect();
+        line_chart(
+            dir.join(format!("group_sparsity_{}.png", g.name())),
+            &format!("{} sparsity per method (one global threshold)", g.name()),
+            "target sparsity (%)",
+            &format!("{} weights pruned (%)", g.name()),
+            &series,
+            false,
+        )?;
     }
-    let series: Vec<(String, Vec<f64>)> = per_group
-        .into_iter()
-        .map(|(g, v)| (g.name().to_string(), v))
-        .collect();
-    bar_chart(
-        dir.join("group_sparsity.png"),
-        "Per-group sparsity per method",
-        "fraction pruned",
-        &cats,
-        &series,
-    )?;
     Ok(())
 }
 
@@ -457,10 +494,17 @@ mod tests {
                 gflops_dense: 1.0,
                 latency_ms: 10.0,
                 latency_dense_ms: 15.0,
-                widths: BTreeMap::new(),
+                widths: std::collections::BTreeMap::new(),
             });
         }
+        st.cell_seconds.insert("seed0/camera".into(), 10.0);
+        st.cell_seconds.insert("seed0/snip_080".into(), 4.0);
+        st.cell_seconds.insert("seed1/snip_090".into(), 8.0);
+        assert_eq!(cell_kind("seed1/structured_050"), "structured");
+        assert_eq!(cell_kind("seed0/camera"), "camera");
         let md = markdown(&st, "altermoma experiment --config x");
+        assert!(md.contains("| snip | 2 | 6.0 | 0.2 |"), "{md}");
+        assert!(md.contains("| **all** | 3 | | **0.4** |"), "{md}");
         assert!(md.contains("| Unpruned | 60.0 ± 0.0 |"), "{md}");
         // IMP (i = 2) has the best numbers here, so AlterMOMA does not win.
         assert!(md.contains("| IMP | **"), "{md}");
@@ -474,7 +518,9 @@ mod tests {
             "report.json",
             "map_vs_sparsity.png",
             "miou_vs_sparsity.png",
-            "group_sparsity.png",
+            "group_sparsity_camera.png",
+            "group_sparsity_lidar.png",
+            "group_sparsity_fusion.png",
         ] {
             assert!(dir.path().join(f).exists(), "{f}");
         }

@@ -5,12 +5,20 @@ use crate::pruning::Method;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Accuracy of one model on the held-out split (fractions in [0, 1]).
+/// Accuracy of one model on the held-out split (fractions in [0, 1]; NaN = not measured,
+/// written as JSON `null` and read back as NaN so such cells stay resumable).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Accuracy {
+    #[serde(deserialize_with = "nan_if_null")]
     pub map: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub nds: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub miou: f64,
+}
+
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// A dense (unpruned) model of one training seed, and its single-modal ancestors.
@@ -105,6 +113,9 @@ pub struct Study {
     /// Cells that failed (key, error); they are retried by the next run.
     #[serde(default)]
     pub failures: Vec<(String, String)>,
+    /// Wall time of every finished cell (key -> seconds, as measured when it was computed).
+    #[serde(default)]
+    pub cell_seconds: BTreeMap<String, f64>,
 }
 
 #[cfg(test)]
@@ -119,5 +130,17 @@ mod tests {
         assert_eq!(mean_std(&[5.0]), (5.0, 0.0));
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+
+    #[test]
+    fn unmeasured_accuracy_round_trips_through_json() {
+        let a = Accuracy {
+            map: f64::NAN,
+            nds: 0.5,
+            miou: f64::NAN,
+        };
+        let text = serde_json::to_string(&a).unwrap();
+        let b: Accuracy = serde_json::from_str(&text).unwrap();
+        assert!(b.map.is_nan() && b.miou.is_nan() && b.nds == 0.5, "{text}");
     }
 }

@@ -166,6 +166,13 @@ impl Runner {
         serde_json::json!({ "model": self.model_cfg.to_json(), "data": self.cfg.data })
     }
 
+    /// Copy a finished cell's recorded wall time into the study (for the cost section).
+    fn note_seconds(&mut self, key: &str) {
+        if let Some(t) = self.store.seconds(key) {
+            self.study.cell_seconds.insert(key.to_string(), t);
+        }
+    }
+
     fn write_report(&self) -> Result<()> {
         super::report::write(&self.study, &self.out, &self.command)
     }
@@ -257,6 +264,9 @@ impl Runner {
                 &fp_f,
             )
         })?;
+        for stage in ["camera", "lidar", "fusion"] {
+            self.note_seconds(&format!("seed{seed}/{stage}"));
+        }
         let m = LoadedModel::from_checkpoint(&fus.checkpoint, self.device)?;
         let params =
             m.vs.variables()
@@ -518,7 +528,10 @@ impl Runner {
                     match self.store.run(&key, &fp, || {
                         self.pruned_cell(seed, &fused.checkpoint, method, sp, &dir)
                     }) {
-                        Ok((r, _)) => self.study.pruned.push(r),
+                        Ok((r, _)) => {
+                            self.study.pruned.push(r);
+                            self.note_seconds(&key);
+                        }
                         Err(e) => {
                             tracing::error!("{e:#}");
                             self.study.failures.push((key.clone(), format!("{e:#}")));
@@ -536,7 +549,10 @@ impl Runner {
                     match self.store.run(&key, &fp, || {
                         self.structured_cell(seed, &fused.checkpoint, sp, &dir)
                     }) {
-                        Ok((r, _)) => self.study.structured.push(r),
+                        Ok((r, _)) => {
+                            self.study.structured.push(r);
+                            self.note_seconds(&key);
+                        }
                         Err(e) => {
                             tracing::error!("{e:#}");
                             self.study.failures.push((key.clone(), format!("{e:#}")));

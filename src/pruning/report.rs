@@ -254,10 +254,11 @@ impl PruneReport {
                 ));
             }
         }
-        s.push_str("\n## Per layer\n\n![per-layer sparsity](sparsity.png)\n\n| tensor | group | weights | sparsity |\n|---|---|---|---|\n");
-        for l in &self.layers {
+        s.push_str("\n## Per layer\n\n![per-layer sparsity](sparsity.png)\n\n| # | tensor | group | weights | sparsity |\n|---|---|---|---|---|\n");
+        for (i, l) in self.layers.iter().enumerate() {
             s.push_str(&format!(
-                "| `{}` | {} | {} | {:.2}% |\n",
+                "| {} | `{}` | {} | {} | {:.2}% |\n",
+                i + 1,
                 l.name,
                 l.group.name(),
                 l.numel,
@@ -271,7 +272,8 @@ impl PruneReport {
     pub fn write(&self, dir: &Path) -> Result<()> {
         crate::io::write_json(dir.join("report.json"), self)?;
         crate::io::atomic_write(dir.join("report.md"), self.markdown().as_bytes())?;
-        let cats: Vec<String> = self.layers.iter().map(|l| l.name.clone()).collect();
+        // Layers are numbered as in report.md's per-layer table (full names do not fit).
+        let cats: Vec<String> = (1..=self.layers.len()).map(|i| i.to_string()).collect();
         let vals: Vec<f64> = self.layers.iter().map(|l| l.sparsity).collect();
         crate::plot::bar_chart(
             dir.join("sparsity.png"),
