@@ -180,7 +180,8 @@ pub fn bar_chart(
             .margin(12)
             .x_label_area_size(if n > 8 { 150 } else { 40 })
             .y_label_area_size(64)
-            .build_cartesian_2d(0f64..n as f64, 0f64..y1.max(1e-9))
+            // category i's bars are centred on x = i (integer ticks); 15 % headroom for the legend
+            .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..(y1 * 1.15).max(1e-9))
             .map_err(err)?;
         let cats = categories.to_vec();
         chart
@@ -189,7 +190,10 @@ pub fn bar_chart(
             .y_desc(y_label)
             .x_labels(n.min(200))
             .x_label_formatter(&|x| {
-                let i = x.floor() as usize;
+                if (x - x.round()).abs() > 1e-6 || *x < -1e-6 {
+                    return String::new();
+                }
+                let i = x.round() as usize;
                 match cats.get(i) {
                     Some(c) if c.chars().count() > 22 => {
                         let tail: String = c
@@ -220,7 +224,7 @@ pub fn bar_chart(
             let c = palette(si);
             chart
                 .draw_series(vals.iter().enumerate().map(|(i, &v)| {
-                    let x0 = i as f64 + 0.1 + si as f64 * bw;
+                    let x0 = i as f64 - 0.4 + si as f64 * bw;
                     Rectangle::new([(x0, 0.0), (x0 + bw, v.max(0.0))], c.filled())
                 }))
                 .map_err(err)?
@@ -230,6 +234,7 @@ pub fn bar_chart(
         if series.len() > 1 {
             chart
                 .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
                 .background_style(WHITE.mix(0.8))
                 .border_style(BLACK)
                 .label_font((FONT, 14))
