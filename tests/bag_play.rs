@@ -64,7 +64,7 @@ fn play_publishes_recorded_bytes_in_order() {
     let qos = QosProfile::default().keep_last(100).reliable();
     let mut clouds = node.subscribe::<PointCloud2>("/points", qos.clone()).unwrap();
     let mut infos = node.subscribe::<CameraInfo>("/cam/info", qos.clone()).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_altermoma"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_altermoma"))
         .args(["play", "--bag", bag.to_str().unwrap(), "--rate", "2", "--loop", "--remap", "/lidar=/points"])
         .args(["--wait-for-subscribers", "--wait-topics", "/points,/cam/info", "--wait-timeout", "30"])
         .stdout(std::process::Stdio::piped())
