@@ -173,21 +173,37 @@ impl Checkpoint {
         ignore_prefixes: &[&str],
     ) -> Result<()> {
         let vars = vs.variables();
-        for (name, var) in &vars {
+        // Sorted, so the error is the same on every run (the var store is a hash map).
+        let mut names: Vec<&String> = vars.keys().collect();
+        names.sort();
+        let mut mismatches = Vec::new();
+        for name in names {
+            let var = &vars[name];
             let src = self
                 .tensors
                 .get(name)
                 .with_context(|| format!("checkpoint lacks parameter `{name}`"))?;
             if src.size() != var.size() {
-                bail!(
-                    "parameter `{name}`: checkpoint shape {:?} does not match the model's {:?} \
-                     (wrong model config?)",
+                mismatches.push(format!(
+                    "`{name}`: checkpoint shape {:?}, model {:?}",
                     src.size(),
                     var.size()
-                );
+                ));
             }
         }
-        for name in self.tensors.keys() {
+        if !mismatches.is_empty() {
+            const SHOWN: usize = 12;
+            let more = mismatches.len().saturating_sub(SHOWN);
+            bail!(
+                "{} parameter(s) do not match the model's shapes (wrong model config?): {}{}",
+                mismatches.len(),
+                mismatches[..mismatches.len().min(SHOWN)].join("; "),
+                if more > 0 { format!("; and {more} more") } else { String::new() }
+            );
+        }
+        let mut extra: Vec<&String> = self.tensors.keys().collect();
+        extra.sort();
+        for name in extra {
             if !vars.contains_key(name) && !ignore_prefixes.iter().any(|p| name.starts_with(p)) {
                 bail!("checkpoint tensor `{name}` has no parameter of that name in the model");
             }
