@@ -13,7 +13,8 @@ use super::frames::{self, CALIBRATION_TOPIC, GROUND_TRUTH_TOPIC, LIDAR_FRAME, LI
 use super::writer::{BagWriter, StorageKind, TopicId};
 use crate::data::{CameraCalib, Frame, Points};
 use anyhow::{bail, Context, Result};
-use r2r::sensor_msgs::msg::{CameraInfo, CompressedImage, Image, PointCloud2, PointField};
+use r2r::sensor_msgs::msg::{CompressedImage, Image, PointCloud2, PointField};
+use crate::ros::camera_info::calib_to_camera_info;
 use std::path::{Path, PathBuf};
 
 /// How camera images are stored.
@@ -110,30 +111,6 @@ pub fn points_to_cloud(points: &Points, header: r2r::std_msgs::msg::Header) -> P
         row_step: (STEP * points.len()) as u32,
         data,
         is_dense: true,
-    }
-}
-
-/// A CameraInfo of a pinhole calibration (no distortion, P = [K | 0]).
-pub fn calib_to_camera_info(calib: &CameraCalib, header: r2r::std_msgs::msg::Header) -> CameraInfo {
-    let k: Vec<f64> = (0..3).flat_map(|r| (0..3).map(move |c| (r, c))).map(|(r, c)| calib.intrinsics[(r, c)]).collect();
-    let mut p = vec![0.0; 12];
-    for r in 0..3 {
-        for c in 0..3 {
-            p[r * 4 + c] = calib.intrinsics[(r, c)];
-        }
-    }
-    CameraInfo {
-        header,
-        height: calib.height,
-        width: calib.width,
-        distortion_model: "plumb_bob".into(),
-        d: vec![0.0; 5],
-        k,
-        r: vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
-        p,
-        binning_x: 0,
-        binning_y: 0,
-        roi: Default::default(),
     }
 }
 
