@@ -60,7 +60,11 @@ make_venv() { # dir requirements-file stamp-name
 }
 
 # ---------------------------------------------------------------- ROS 2
-if [ -n "${ROS_DISTRO:-}" ] && [ -n "${AMENT_PREFIX_PATH:-}" ] && [ "${ALTERMOMA_ROS_FROM:-}" != "wheels" ]; then
+# A shell that sourced our own .deps/env.sh has ROS_DISTRO too: that is not a system ROS.
+OWN_ROS_ENV=0
+case ":${AMENT_PREFIX_PATH:-}:" in *":$DEPS/ros-venv:"*) OWN_ROS_ENV=1 ;; esac
+if [ -n "${ROS_DISTRO:-}" ] && [ -n "${AMENT_PREFIX_PATH:-}" ] && [ "${ALTERMOMA_ROS_FROM:-}" != "wheels" ] \
+   && [ "$OWN_ROS_ENV" = 0 ]; then
   ROS_MODE=system
   ROS_PY=$(command -v python3)
   log "ros: using the sourced ROS 2 $ROS_DISTRO ($AMENT_PREFIX_PATH)"

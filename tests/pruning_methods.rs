@@ -2,7 +2,7 @@
 //! compared with a closed-form computation written here in plain f64 arithmetic (no torch).
 
 use altermoma::model::{Group, ModalityMask};
-use altermoma::pruning::alter_eva::alter_eva;
+use altermoma::pruning::alter_eva::{alter_eva, diagnostics, AlterEvaConfig, GroupNormalisation};
 use altermoma::pruning::altermoma::{altermoma, AlterMomaConfig};
 use altermoma::pruning::deci::deci;
 use altermoma::pruning::finetune::finetune;
@@ -329,6 +329,7 @@ fn altereva_and_algorithm_1_equal_closed_form() {
             optimizer: ReactivationOptimizer::Sgd,
             momentum: 0.0,
         },
+        normalisation: GroupNormalisation::Sum,
     };
     let to_scores = |w: &W| -> Scores {
         by_param(w)
@@ -388,6 +389,65 @@ fn altereva_and_algorithm_1_equal_closed_form() {
         }
     }
     assert_eq!(mask.overall().pruned, 4);
+}
+
+#[test]
+fn mean_normalisation_scales_each_group_by_its_size_and_diagnostics_read_the_terms() {
+    init();
+    let m = ToyFusion::new(ToyFusionConfig::default(), 4);
+    let params = m.prunable_params(PrunableScope::Weights);
+    // DeCI 1, 2, 3, ... within each tensor (shifted per tensor); ReRI twice DeCI.
+    let ramp = |k: f64| -> Scores {
+        params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let n = p.numel();
+                let t = (Tensor::arange(n, (Kind::Double, tch::Device::Cpu)) + 1.0 + 10.0 * i as f64) * k;
+                (p.name.clone(), t.reshape(p.shape.as_slice()))
+            })
+            .collect()
+    };
+    let (d, r) = (ramp(1.0), ramp(2.0));
+    // a reversed ReRI: large where DeCI is small
+    let rev: Scores = params
+        .iter()
+        .map(|p| (p.name.clone(), (d[&p.name].max() + 1.0 - &d[&p.name]) * 3.0))
+        .collect();
+    let sum_cfg = AlterEvaConfig { alpha: 1.0, beta: 0.5, normalisation: GroupNormalisation::Sum };
+    let mean_cfg = AlterEvaConfig { normalisation: GroupNormalisation::Mean, ..sum_cfg.clone() };
+    let s_sum = alter_eva(&params, &d, &rev, &rev, &sum_cfg).unwrap();
+    let s_mean = alter_eva(&params, &d, &rev, &rev, &mean_cfg).unwrap();
+    for p in &params {
+        let n: i64 = params.iter().filter(|q| q.group == p.group).map(|q| q.numel()).sum();
+        let want = &s_sum[&p.name] * n as f64;
+        assert!(s_mean[&p.name].allclose(&want, 1e-9, 1e-12, false), "{}: mean = sum x group size", p.name);
+    }
+
+    // ReRI proportional to DeCI: rank correlation 1, every normalised difference 0 when
+    // a = b, ratio of raw sums 2.
+    let eq = AlterEvaConfig::default();
+    let s = alter_eva(&params, &d, &r, &r, &eq).unwrap();
+    let stats = diagnostics(&params, &d, &r, &r, &s).unwrap();
+    assert_eq!(stats.len(), 3, "one row per group");
+    for g in &stats {
+        assert!((g.rank_corr_deci_reri - 1.0).abs() < 1e-9, "{}: {}", g.group, g.rank_corr_deci_reri);
+        assert!((g.reri_to_deci - 2.0).abs() < 1e-9, "{}: {}", g.group, g.reri_to_deci);
+        let n: i64 = params.iter().filter(|p| p.group.name() == g.group).map(|p| p.numel()).sum();
+        assert_eq!(g.weights, n);
+        for p in params.iter().filter(|p| p.group.name() == g.group) {
+            assert!(s[&p.name].abs().max().double_value(&[]) < 1e-12, "S = 0 when ReRI is proportional to DeCI");
+        }
+    }
+    // Reversed ReRI within each tensor: the correlations turn negative, AlterEva follows DeCI.
+    let s = alter_eva(&params, &d, &rev, &rev, &eq).unwrap();
+    let stats = diagnostics(&params, &d, &rev, &rev, &s).unwrap();
+    for g in &stats {
+        assert!(g.rank_corr_deci_reri < 0.0, "{}: {}", g.group, g.rank_corr_deci_reri);
+        assert!(g.rank_corr_score_deci > 0.9, "{}: {}", g.group, g.rank_corr_score_deci);
+        assert!(g.negative_share > 0.0 && g.negative_share < 1.0, "{}: {}", g.group, g.negative_share);
+    }
+    Group::ALL.iter().for_each(|g| assert!(stats.iter().any(|s| s.group == g.name())));
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! granularity: theta_init * mask plus `__mask__.*` tensors; channel granularity: a
 //! physically smaller model with its `widths`) and a report directory.
 
+use crate::pruning::alter_eva::GroupNormalisation;
 use crate::pruning::reri::ReactivationOptimizer;
 use crate::pruning::structured::ChannelAggregation;
 use crate::pruning::{Granularity, Method, PrunableScope, PruneConfig};
@@ -59,6 +60,10 @@ pub struct Args {
     /// AlterMOMA: ReRI weight beta (default 1).
     #[arg(long)]
     pub beta: Option<f64>,
+    /// AlterMOMA: divide each AlterEva term by its group sum (the paper; default) or mean
+    /// (a deviation, for study).
+    #[arg(long, value_parser = parse_normalisation)]
+    pub normalisation: Option<GroupNormalisation>,
     /// AlterMOMA: reactivation batches B per masked modality (default 10).
     #[arg(long)]
     pub reactivation_steps: Option<usize>,
@@ -108,6 +113,14 @@ fn parse_scope(s: &str) -> Result<PrunableScope, String> {
     }
 }
 
+fn parse_normalisation(s: &str) -> Result<GroupNormalisation, String> {
+    match s {
+        "sum" => Ok(GroupNormalisation::Sum),
+        "mean" => Ok(GroupNormalisation::Mean),
+        _ => Err(format!("`{s}`: expected sum or mean")),
+    }
+}
+
 fn parse_optimizer(s: &str) -> Result<ReactivationOptimizer, String> {
     match s {
         "adam" => Ok(ReactivationOptimizer::Adam),
@@ -145,6 +158,7 @@ pub fn config_from(a: &Args) -> Result<PruneConfig> {
     set!(a.seed, c.seed);
     set!(a.alpha, c.altermoma.alpha);
     set!(a.beta, c.altermoma.beta);
+    set!(a.normalisation, c.altermoma.normalisation);
     set!(a.reactivation_steps, c.altermoma.reactivation.steps);
     set!(a.reactivation_lr, c.altermoma.reactivation.lr);
     set!(a.reactivation_optimizer, c.altermoma.reactivation.optimizer);

@@ -44,6 +44,11 @@ pub struct TrainingSpec {
     pub camera: StageSpec,
     pub lidar: StageSpec,
     pub fusion: StageSpec,
+    /// Also train each single-modal model for the fusion stage's steps more (same learning
+    /// rate, heads included), so that fusion is compared with single-modal models that got
+    /// the same number of training steps.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub budget_matched_controls: bool,
 }
 
 /// The unstructured grid: methods x sparsities with shared options.

@@ -28,6 +28,12 @@ pub struct DenseResult {
     pub fusion: Accuracy,
     pub camera_only: Accuracy,
     pub lidar_only: Accuracy,
+    /// Budget-matched controls: the single-modal models trained for the fusion stage's
+    /// steps more (when the study asks for them).
+    #[serde(default)]
+    pub camera_control: Option<Accuracy>,
+    #[serde(default)]
+    pub lidar_control: Option<Accuracy>,
     pub params: i64,
     pub gflops: f64,
 }

@@ -222,7 +222,8 @@ impl Runner {
 
     /// Pre-training and fusion training of one seed.
     fn dense(&mut self, seed: u64) -> Result<(StageResult, DenseResult, String)> {
-        let t = &self.cfg.training;
+        let training = self.cfg.training.clone();
+        let t = &training;
         let fp_c = fingerprint(&(self.data_fp(), &t.camera, seed, "camera"));
         let fp_l = fingerprint(&(self.data_fp(), &t.lidar, seed, "lidar"));
         let (cam, _) = self.store.run(&format!("seed{seed}/camera"), &fp_c, || {
@@ -267,6 +268,26 @@ impl Runner {
         for stage in ["camera", "lidar", "fusion"] {
             self.note_seconds(&format!("seed{seed}/{stage}"));
         }
+        // Budget-matched controls: each single-modal model continued for the fusion stage's
+        // steps, from its own checkpoint (all of its groups), with the fusion stage's settings.
+        let mut controls = [None, None];
+        if t.budget_matched_controls {
+            for (k, (name, mask, fp_pre, ck)) in [
+                ("camera_control", ModalityMask::CAMERA_ONLY, &fp_c, &cam_ck),
+                ("lidar_control", ModalityMask::LIDAR_ONLY, &fp_l, &lid_ck),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let fp = fingerprint(&(fp_pre, &t.fusion, seed, name));
+                let init = |m: &LoadedModel| -> Result<()> { load_groups(&m.vs, ck, &Group::ALL).map(|_| ()) };
+                let (r, _) = self.store.run(&format!("seed{seed}/{name}"), &fp, || {
+                    self.train_stage(seed, name, mask, &t.fusion, &init, &fp)
+                })?;
+                self.note_seconds(&format!("seed{seed}/{name}"));
+                controls[k] = Some(r.acc);
+            }
+        }
         let m = LoadedModel::from_checkpoint(&fus.checkpoint, self.device)?;
         let params =
             m.vs.variables()
@@ -280,6 +301,8 @@ impl Runner {
             fusion: fus.acc,
             camera_only: cam.acc,
             lidar_only: lid.acc,
+            camera_control: controls[0],
+            lidar_control: controls[1],
             params,
             gflops,
         };

@@ -103,49 +103,73 @@ pub struct Batch {
 
 /// Resize (fit width), crop the top or pad the bottom, normalise. Returns the image
 /// `[3, H, W]` and the matrix mapping original pixel coordinates to network ones.
+/// (One image; [`Batch::from_frames_with`] writes all images of a batch into one buffer with
+/// [`preprocess_image_into`].)
 pub fn preprocess_image(
     img: &image::RgbImage,
     cfg: &ModelConfig,
     device: Device,
 ) -> (Tensor, Matrix3<f64>) {
+    let [h, w] = cfg.camera.image_size;
+    let mut out = vec![0f32; (3 * h * w) as usize];
+    let a = preprocess_image_into(img, cfg, &mut fast_image_resize::Resizer::new(), &mut out);
+    (host_tensor(&out, &[3, h, w]).to_device(device), a)
+}
+
+/// [`preprocess_image`] into `out` (`3 * H * W` floats, channel-major), on the host.
+///
+/// Downscaling is antialiased bilinear (a triangle filter widened by the scale factor, as
+/// PIL's and torchvision's `antialias=True`), upscaling plain bilinear, both with the
+/// SIMD 8-bit kernels of `fast_image_resize` (fixed-point weights: within one level of a
+/// float resize). Everything here is plain Rust: no libtorch operator runs per image, so
+/// building the input neither allocates tensors per camera nor waits on libtorch's thread
+/// pool, which on a loaded CPU costs more than the arithmetic itself.
+pub fn preprocess_image_into(
+    img: &image::RgbImage,
+    cfg: &ModelConfig,
+    resizer: &mut fast_image_resize::Resizer,
+    out: &mut [f32],
+) -> Matrix3<f64> {
+    use fast_image_resize::{images::Image, images::ImageRef, FilterType, PixelType, ResizeAlg, ResizeOptions};
     let [h_out, w_out] = cfg.camera.image_size;
-    let (w, h) = (img.width() as i64, img.height() as i64);
-    let raw = Tensor::from_slice(img.as_raw().as_slice())
-        .view([h, w, 3])
-        .to_device(device);
-    let x = raw.permute([2, 0, 1]).to_kind(Kind::Float).unsqueeze(0);
+    let (h_out, w_out) = (h_out as usize, w_out as usize);
+    let (w, h) = (img.width() as usize, img.height() as usize);
     let sx = w_out as f64 / w as f64;
-    let h_res = ((h as f64 * sx).round() as i64).max(1);
+    let h_res = ((h as f64 * sx).round() as usize).max(1);
     let sy = h_res as f64 / h as f64;
-    let x = if h_res == h && w_out == w {
-        x
-    } else if sx < 1.0 {
-        x.internal_upsample_bilinear2d_aa([h_res, w_out], false, None, None)
+    let top = h_res.saturating_sub(h_out);
+    let resized;
+    let pixels: &[u8] = if h_res == h && w_out == w {
+        img.as_raw()
     } else {
-        x.upsample_bilinear2d([h_res, w_out], false, None, None)
-    };
-    let top = (h_res - h_out).max(0);
-    let x = if h_res > h_out {
-        x.narrow(2, top, h_out)
-    } else if h_res < h_out {
-        x.constant_pad_nd([0, 0, 0, h_out - h_res])
-    } else {
-        x
+        let src = ImageRef::new(w as u32, h as u32, img.as_raw(), PixelType::U8x3)
+            .expect("an RgbImage's buffer holds width x height RGB pixels");
+        let mut dst = Image::new(w_out as u32, h_res as u32, PixelType::U8x3);
+        resizer
+            .resize(&src, &mut dst, &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear)))
+            .expect("source and destination are both RGB8 and non-empty");
+        resized = dst.into_vec();
+        &resized
     };
     let m = &cfg.camera.mean;
     let s = &cfg.camera.std;
-    let mean = Tensor::from_slice(&[m[0] as f32, m[1] as f32, m[2] as f32])
-        .view([1, 3, 1, 1])
-        .to_device(device);
-    let std = Tensor::from_slice(&[s[0] as f32, s[1] as f32, s[2] as f32])
-        .view([1, 3, 1, 1])
-        .to_device(device);
-    let x = (x - mean) / std;
-    if h_res < h_out {
-        // keep the padding at exactly zero after normalisation
-        let _ = x.narrow(2, h_res, h_out - h_res).zero_();
+    let plane = h_out * w_out;
+    assert_eq!(out.len(), 3 * plane, "output buffer is not 3 x H x W");
+    let rows = h_res.min(h_out);
+    for c in 0..3 {
+        let (mean, inv) = (m[c] as f32, 1.0 / s[c] as f32);
+        let dst = &mut out[c * plane..(c + 1) * plane];
+        for y in 0..rows {
+            let src_row = &pixels[(top + y) * w_out * 3..(top + y + 1) * w_out * 3];
+            let dst_row = &mut dst[y * w_out..(y + 1) * w_out];
+            for (d, p) in dst_row.iter_mut().zip(src_row.chunks_exact(3)) {
+                *d = (p[c] as f32 - mean) * inv;
+            }
+        }
+        // padding at the bottom stays exactly zero
+        dst[rows * w_out..].fill(0.0);
     }
-    let a = Matrix3::new(
+    Matrix3::new(
         sx,
         0.0,
         0.5 * (sx - 1.0),
@@ -155,8 +179,22 @@ pub fn preprocess_image(
         0.0,
         0.0,
         1.0,
-    );
-    (x.squeeze_dim(0), a)
+    )
+}
+
+/// A CPU tensor holding a copy of `data` with shape `shape`, filled by one plain memcpy.
+/// (`Tensor::from_slice` zero-fills the new tensor first with a parallel libtorch operator;
+/// on a busy CPU, waiting for libtorch's worker threads costs more than the copy.)
+pub fn host_tensor<T: tch::kind::Element + Copy>(data: &[T], shape: &[i64]) -> Tensor {
+    let t = Tensor::empty(shape, (T::KIND, Device::Cpu));
+    assert_eq!(t.numel(), data.len(), "host_tensor: {} values for shape {shape:?}", data.len());
+    if data.is_empty() {
+        return t;
+    }
+    // SAFETY: `t` is a fresh contiguous CPU tensor of `data.len()` elements of kind T::KIND,
+    // so its storage holds exactly `data.len()` values of T and does not overlap `data`.
+    unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), t.data_ptr() as *mut T, data.len()) };
+    t
 }
 
 fn flip_matrix(flip: (bool, bool)) -> Matrix4<f64> {
@@ -190,11 +228,9 @@ pub fn flip_box(b: &Box3D, flip: (bool, bool)) -> Box3D {
 fn voxel_tensors(v: &Voxels, max_points: usize, device: Device) -> VoxelTensors {
     let n = v.len() as i64;
     VoxelTensors {
-        features: Tensor::from_slice(&v.features)
-            .view([n, max_points as i64, VOXEL_POINT_DIMS as i64])
-            .to_device(device),
-        num_points: Tensor::from_slice(&v.num_points).to_device(device),
-        coords: Tensor::from_slice(&v.coords).view([n, 4]).to_device(device),
+        features: host_tensor(&v.features, &[n, max_points as i64, VOXEL_POINT_DIMS as i64]).to_device(device),
+        num_points: host_tensor(&v.num_points, &[n]).to_device(device),
+        coords: host_tensor(&v.coords, &[n, 4]).to_device(device),
     }
 }
 
@@ -279,7 +315,10 @@ impl Batch {
             None => vec![(false, false); b],
         };
         let [hh, ww] = cfg.camera.image_size;
-        let mut images = Vec::with_capacity(b * n);
+        // all images of the batch, [B, N, 3, H, W], zeros where a camera is masked
+        let per_image = (3 * hh * ww) as usize;
+        let mut pixels = vec![0f32; b * n * per_image];
+        let mut resizer = fast_image_resize::Resizer::new();
         let mut valid = Vec::with_capacity(b * n);
         let mut calib = Vec::with_capacity(b * n);
         for (f, &flip) in frames.iter().zip(&flips) {
@@ -295,7 +334,7 @@ impl Batch {
                         k0
                     );
                 }
-                let (t, a) = match &cam.image {
+                let a = match &cam.image {
                     Some(img) if img.width() > 0 && img.height() > 0 => {
                         // intrinsics are for calib.width x calib.height; rescale if the image differs
                         let cw = if cam.calib.width > 0 {
@@ -320,9 +359,11 @@ impl Batch {
                             0.0,
                             1.0,
                         );
-                        let (t, a) = preprocess_image(img, cfg, device);
+                        let k = valid.len();
+                        let out = &mut pixels[k * per_image..(k + 1) * per_image];
+                        let a = preprocess_image_into(img, cfg, &mut resizer, out);
                         valid.push(1f32);
-                        (t, a * pre)
+                        a * pre
                     }
                     _ => {
                         let sx = ww as f64 / cam.calib.width.max(1) as f64;
@@ -341,17 +382,16 @@ impl Batch {
                             1.0,
                         );
                         valid.push(0f32);
-                        (Tensor::zeros([3, hh, ww], (Kind::Float, device)), a)
+                        a
                     }
                 };
-                images.push(t);
                 calib.push(CameraGeometry {
                     intrinsics: a * k0,
                     cam_to_lidar: fm * ext,
                 });
             }
         }
-        let images = Tensor::stack(&images, 0).view([b as i64, n as i64, 3, hh, ww]);
+        let images = host_tensor(&pixels, &[b as i64, n as i64, 3, hh, ww]).to_device(device);
         let camera_valid = Tensor::from_slice(&valid)
             .view([b as i64, n as i64])
             .to_device(device);
@@ -395,9 +435,7 @@ impl Batch {
                     all[o..o + h * w].copy_from_slice(&d);
                 }
             }
-            Tensor::from_slice(&all)
-                .view([b as i64, n as i64, 1, hh, ww])
-                .to_device(device)
+            host_tensor(&all, &[b as i64, n as i64, 1, hh, ww]).to_device(device)
         });
 
         let gt_boxes: Vec<Vec<Box3D>> = frames
@@ -445,8 +483,7 @@ impl Batch {
                         let ok = seg_target(f, cfg, fl, &mut data[bi * per..(bi + 1) * per]);
                         v.push(if ok { 1f32 } else { 0.0 });
                     }
-                    let t = Tensor::from_slice(&data)
-                        .view([b as i64, MAP_CLASSES.len() as i64, sx as i64, sy as i64])
+                    let t = host_tensor(&data, &[b as i64, MAP_CLASSES.len() as i64, sx as i64, sy as i64])
                         .to_device(device);
                     (Some(t), Some(Tensor::from_slice(&v).to_device(device)))
                 }
@@ -536,5 +573,100 @@ impl Batch {
             tokens: (0..batch_size).map(|i| format!("ones-{i}")).collect(),
             flips: vec![(false, false); batch_size],
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> ModelConfig {
+        ModelConfig::load(concat!(env!("CARGO_MANIFEST_DIR"), "/config/model/tiny.yaml")).expect("tiny config")
+    }
+
+    /// Undo the normalisation: pixel values on the 0..255 scale, `[3, H, W]`.
+    fn pixels(x: &Tensor, cfg: &ModelConfig) -> Tensor {
+        let m: Vec<f32> = cfg.camera.mean.iter().map(|&v| v as f32).collect();
+        let s: Vec<f32> = cfg.camera.std.iter().map(|&v| v as f32).collect();
+        x * Tensor::from_slice(&s).view([3, 1, 1]) + Tensor::from_slice(&m).view([3, 1, 1])
+    }
+
+    fn pattern(w: u32, h: u32) -> image::RgbImage {
+        image::RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([((x * 7 + y * 3) % 256) as u8, ((x / 5 + y / 3) % 256) as u8, ((x ^ y) % 256) as u8])
+        })
+    }
+
+    #[test]
+    fn eight_bit_downscale_matches_the_float_antialiased_resize_within_one_level() {
+        let cfg = tiny();
+        let [h_out, w_out] = cfg.camera.image_size;
+        let img = pattern(1600, 900);
+        let (x, a) = preprocess_image(&img, &cfg, Device::Cpu);
+        assert_eq!(x.size(), vec![3, h_out, w_out]);
+        // reference: the whole image in float, resized in float, cropped from the top
+        let sx = w_out as f64 / 1600.0;
+        let h_res = (900.0 * sx).round() as i64;
+        let reference = Tensor::from_slice(img.as_raw().as_slice())
+            .view([900, 1600, 3])
+            .permute([2, 0, 1])
+            .to_kind(Kind::Float)
+            .unsqueeze(0)
+            .internal_upsample_bilinear2d_aa([h_res, w_out], false, None, None)
+            .squeeze_dim(0);
+        let top = (h_res - h_out).max(0);
+        let reference = if h_res >= h_out {
+            reference.narrow(1, top, h_out)
+        } else {
+            reference.constant_pad_nd([0, 0, 0, h_out - h_res])
+        };
+        let valid = h_res.min(h_out);
+        let err = (pixels(&x, &cfg) - reference).narrow(1, 0, valid).abs();
+        // the 8-bit kernel uses fixed-point weights and rounds: at most one level off, half a
+        // level on average at most
+        let (max, mean) = (err.max().double_value(&[]), err.mean(Kind::Float).double_value(&[]));
+        assert!(max <= 1.0 + 1e-3, "8-bit resize differs from the float one by up to {max} levels");
+        assert!(mean <= 0.5, "8-bit resize differs from the float one by {mean} levels on average");
+        // the pixel-coordinate map follows the resize and the crop
+        assert!((a[(0, 0)] - sx).abs() < 1e-12);
+        assert!((a[(1, 2)] - (0.5 * (h_res as f64 / 900.0 - 1.0) - top as f64)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn host_tensor_equals_from_slice() {
+        let v: Vec<f32> = (0..70_000).map(|i| i as f32 * 0.5 - 3.0).collect();
+        let t = host_tensor(&v, &[7, 100, 100]);
+        assert!(t.equal(&Tensor::from_slice(&v).view([7, 100, 100])));
+        let c: Vec<i64> = (0..40_000).collect();
+        assert!(host_tensor(&c, &[10_000, 4]).equal(&Tensor::from_slice(&c).view([10_000, 4])));
+        assert_eq!(host_tensor::<f32>(&[], &[0, 12, 4]).size(), vec![0, 12, 4]);
+    }
+
+    #[test]
+    fn an_image_at_the_input_size_is_only_normalised() {
+        let cfg = tiny();
+        let [h_out, w_out] = cfg.camera.image_size;
+        let img = pattern(w_out as u32, h_out as u32);
+        let (x, a) = preprocess_image(&img, &cfg, Device::Cpu);
+        let exact = Tensor::from_slice(img.as_raw().as_slice())
+            .view([h_out, w_out, 3])
+            .permute([2, 0, 1])
+            .to_kind(Kind::Float);
+        let diff = (pixels(&x, &cfg) - exact).abs().max().double_value(&[]);
+        assert!(diff < 1e-3, "same-size image changed by {diff} levels");
+        assert_eq!(a, Matrix3::identity());
+    }
+
+    #[test]
+    fn a_wide_image_is_padded_at_the_bottom_with_exact_zeros() {
+        let cfg = tiny();
+        let [h_out, w_out] = cfg.camera.image_size;
+        // twice the width, same height: resized to half the height, the rest padded
+        let img = pattern(2 * w_out as u32, h_out as u32);
+        let (x, _) = preprocess_image(&img, &cfg, Device::Cpu);
+        let h_res = (h_out as f64 / 2.0).round() as i64;
+        let pad = x.narrow(1, h_res, h_out - h_res);
+        assert_eq!(pad.abs().max().double_value(&[]), 0.0);
+        assert!(x.narrow(1, 0, h_res).abs().max().double_value(&[]) > 0.0);
     }
 }

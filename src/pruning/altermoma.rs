@@ -15,7 +15,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
-use super::alter_eva::{alter_eva, AlterEvaConfig};
+use super::alter_eva::{alter_eva, AlterEvaConfig, GroupNormalisation};
 use super::deci::deci;
 use super::masks::MaskSet;
 use super::model_api::{take_batches, BatchSource, PrunableModel, PrunableParam};
@@ -32,6 +32,11 @@ pub struct AlterMomaConfig {
     /// Weight of ReRI (paper: 1); fusion parameters get beta/2 from each stage.
     pub beta: f64,
     pub reactivation: ReactivationConfig,
+    /// Divide each AlterEva term by its group sum (paper) or group mean (a deviation, for
+    /// study: see [`super::alter_eva`]). Left out of the serialised form when it is the
+    /// paper's `sum`, so that settings written before the option existed keep their identity.
+    #[serde(skip_serializing_if = "GroupNormalisation::is_sum")]
+    pub normalisation: GroupNormalisation,
 }
 
 impl Default for AlterMomaConfig {
@@ -40,6 +45,7 @@ impl Default for AlterMomaConfig {
             alpha: 1.0,
             beta: 1.0,
             reactivation: ReactivationConfig::default(),
+            normalisation: GroupNormalisation::Sum,
         }
     }
 }
@@ -49,6 +55,7 @@ impl AlterMomaConfig {
         AlterEvaConfig {
             alpha: self.alpha,
             beta: self.beta,
+            normalisation: self.normalisation,
         }
     }
 }

@@ -229,7 +229,21 @@ pub fn method_scores<M: PrunableModel + ?Sized>(
                 .iter()
                 .map(|(g, b, a)| serde_json::json!({"masked": g.name(), "loss_before": b, "loss_after": a}))
                 .collect();
-            (s.scores, serde_json::json!({ "reactivation": losses }))
+            let stats = super::alter_eva::diagnostics(
+                params,
+                &s.deci,
+                &s.reri_lidar_masked,
+                &s.reri_camera_masked,
+                &s.scores,
+            )?;
+            (
+                s.scores,
+                serde_json::json!({
+                    "reactivation": losses,
+                    "normalisation": cfg.altermoma.normalisation.name(),
+                    "alter_eva": stats,
+                }),
+            )
         }
         Method::Snip => (
             snip(model, params, &take_batches(data, cfg.score_batches)?)?,

@@ -245,6 +245,27 @@ impl PruneReport {
                 100.0 * c.sparsity()
             ));
         }
+        if let Some(stats) = self.details.get("alter_eva").and_then(|v| v.as_array()) {
+            let norm = self.details.get("normalisation").and_then(|v| v.as_str()).unwrap_or("sum");
+            s.push_str(&format!(
+                "\n## AlterEva terms (normalisation: {norm})\n\n\
+                 Spearman rank correlations within each group; ReRI/DeCI is the ratio of the raw sums.\n\n\
+                 | group | weights | corr(DeCI, ReRI) | corr(AlterEva, DeCI) | AlterEva < 0 | ReRI/DeCI |\n\
+                 |---|---|---|---|---|---|\n"
+            ));
+            for g in stats {
+                let f = |k: &str| g.get(k).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
+                s.push_str(&format!(
+                    "| {} | {} | {:.3} | {:.3} | {:.1}% | {:.3} |\n",
+                    g.get("group").and_then(|v| v.as_str()).unwrap_or("?"),
+                    g.get("weights").and_then(|v| v.as_i64()).unwrap_or(0),
+                    f("rank_corr_deci_reri"),
+                    f("rank_corr_score_deci"),
+                    100.0 * f("negative_share"),
+                    f("reri_to_deci"),
+                ));
+            }
+        }
         if let Some(c) = &self.channels {
             s.push_str("\n## Channel widths\n\n| slot | before | after |\n|---|---|---|\n");
             for (k, b) in &c.widths_before {
