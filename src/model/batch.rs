@@ -157,13 +157,15 @@ pub fn preprocess_image_into(
     assert_eq!(out.len(), 3 * plane, "output buffer is not 3 x H x W");
     let rows = h_res.min(h_out);
     for c in 0..3 {
-        let (mean, inv) = (m[c] as f32, 1.0 / s[c] as f32);
+        // (p - mean) / std exactly as libtorch computed it before (division, not a reciprocal
+        // multiply): an image at the input size gives bit-identical inputs
+        let (mean, std) = (m[c] as f32, s[c] as f32);
         let dst = &mut out[c * plane..(c + 1) * plane];
         for y in 0..rows {
             let src_row = &pixels[(top + y) * w_out * 3..(top + y + 1) * w_out * 3];
             let dst_row = &mut dst[y * w_out..(y + 1) * w_out];
             for (d, p) in dst_row.iter_mut().zip(src_row.chunks_exact(3)) {
-                *d = (p[c] as f32 - mean) * inv;
+                *d = (p[c] as f32 - mean) / std;
             }
         }
         // padding at the bottom stays exactly zero
@@ -652,8 +654,13 @@ mod tests {
             .view([h_out, w_out, 3])
             .permute([2, 0, 1])
             .to_kind(Kind::Float);
-        let diff = (pixels(&x, &cfg) - exact).abs().max().double_value(&[]);
+        let diff = (pixels(&x, &cfg) - &exact).abs().max().double_value(&[]);
         assert!(diff < 1e-3, "same-size image changed by {diff} levels");
+        // bit for bit what libtorch's (x - mean) / std gives
+        let m: Vec<f32> = cfg.camera.mean.iter().map(|&v| v as f32).collect();
+        let s: Vec<f32> = cfg.camera.std.iter().map(|&v| v as f32).collect();
+        let torch = (exact - Tensor::from_slice(&m).view([3, 1, 1])) / Tensor::from_slice(&s).view([3, 1, 1]);
+        assert!(x.equal(&torch), "normalisation differs from libtorch's");
         assert_eq!(a, Matrix3::identity());
     }
 
