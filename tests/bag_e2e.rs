@@ -245,6 +245,22 @@ fn play_to_the_live_node_gives_replays_detections() {
     let mut objects = sub_node
         .subscribe::<Detection3DArray>("/bevfusion_node/output/objects", r2r::QosProfile::default().keep_last(50))
         .unwrap();
+    // Outputs published before this recorder has discovered the node's publisher are lost
+    // (DDS discovery takes a while, longer with the node's many endpoints): start the player
+    // only once the node's output publisher is visible here.
+    let t_discovery = std::time::Instant::now();
+    while sub_node
+        .get_publishers_info_by_topic("/bevfusion_node/output/objects", false)
+        .map(|v| v.is_empty())
+        .unwrap_or(true)
+    {
+        assert!(node.0.try_wait().unwrap().is_none(), "the node exited; its log:\n{}", std::fs::read_to_string(dir.path().join("node.log")).unwrap_or_default());
+        assert!(t_discovery.elapsed() < std::time::Duration::from_secs(120), "the node's output publisher never appeared");
+        sub_node.spin_once(std::time::Duration::from_millis(50));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // endpoint matching follows discovery closely; leave it a moment
+    std::thread::sleep(std::time::Duration::from_millis(500));
     let mut player = KillOnDrop(
         std::process::Command::new(env!("CARGO_BIN_EXE_altermoma"))
             .args(["play", "--bag", &d("bag"), "--rate", "0.5", "--wait-for-subscribers", "--wait-timeout", "120"])
@@ -273,7 +289,15 @@ fn play_to_the_live_node_gives_replays_detections() {
         }
     }
     let _ = &mut node;
-    assert!(got.len() >= want.len() - 1, "node gave {} of {} frames; log:\n{}", got.len(), want.len(), node_log());
+    assert!(
+        got.len() >= want.len() - 1,
+        "node gave {} of {} frames (stamps {:?} of {:?}); log:\n{}",
+        got.len(),
+        want.len(),
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        node_log()
+    );
     let mut same = 0;
     for (stamp, g) in &got {
         let w = want.get(stamp).unwrap_or_else(|| panic!("node output at {stamp} that replay does not have"));
