@@ -248,13 +248,14 @@ fn play_to_the_live_node_gives_replays_detections() {
     // Outputs published before this recorder has discovered the node's publisher are lost
     // (DDS discovery takes a while, longer with the node's many endpoints): start the player
     // only once the node's output publisher is visible here.
+    let node_log = || std::fs::read_to_string(dir.path().join("node.log")).unwrap_or_default();
     let t_discovery = std::time::Instant::now();
     while sub_node
         .get_publishers_info_by_topic("/bevfusion_node/output/objects", false)
         .map(|v| v.is_empty())
         .unwrap_or(true)
     {
-        assert!(node.0.try_wait().unwrap().is_none(), "the node exited; its log:\n{}", std::fs::read_to_string(dir.path().join("node.log")).unwrap_or_default());
+        assert!(node.0.try_wait().unwrap().is_none(), "the node exited; its log:\n{}", node_log());
         assert!(t_discovery.elapsed() < std::time::Duration::from_secs(120), "the node's output publisher never appeared");
         sub_node.spin_once(std::time::Duration::from_millis(50));
         std::thread::sleep(std::time::Duration::from_millis(50));
@@ -269,7 +270,6 @@ fn play_to_the_live_node_gives_replays_detections() {
             .spawn()
             .unwrap(),
     );
-    let node_log = || std::fs::read_to_string(dir.path().join("node.log")).unwrap_or_default();
     let mut got: BTreeMap<i64, Detection3DArray> = BTreeMap::new();
     let mut deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
     let mut played = false;

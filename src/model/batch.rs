@@ -171,17 +171,13 @@ pub fn preprocess_image_into(
         // padding at the bottom stays exactly zero
         dst[rows * w_out..].fill(0.0);
     }
-    Matrix3::new(
-        sx,
-        0.0,
-        0.5 * (sx - 1.0),
-        0.0,
-        sy,
-        0.5 * (sy - 1.0) - top as f64,
-        0.0,
-        0.0,
-        1.0,
-    )
+    pixel_map(sx, sy, top as f64)
+}
+
+/// The map from original to resized pixel coordinates (pixel centres at +0.5) for a resize by
+/// `sx` x `sy`, then a crop of `top` rows.
+fn pixel_map(sx: f64, sy: f64, top: f64) -> Matrix3<f64> {
+    Matrix3::new(sx, 0.0, 0.5 * (sx - 1.0), 0.0, sy, 0.5 * (sy - 1.0) - top, 0.0, 0.0, 1.0)
 }
 
 /// A CPU tensor holding a copy of `data` with shape `shape`, filled by one plain memcpy.
@@ -350,17 +346,7 @@ impl Batch {
                             img.height()
                         } as f64;
                         let (rx, ry) = (img.width() as f64 / cw, img.height() as f64 / ch);
-                        let pre = Matrix3::new(
-                            rx,
-                            0.0,
-                            0.5 * (rx - 1.0),
-                            0.0,
-                            ry,
-                            0.5 * (ry - 1.0),
-                            0.0,
-                            0.0,
-                            1.0,
-                        );
+                        let pre = pixel_map(rx, ry, 0.0);
                         let k = valid.len();
                         let out = &mut pixels[k * per_image..(k + 1) * per_image];
                         let a = preprocess_image_into(img, cfg, &mut resizer, out);
@@ -372,19 +358,8 @@ impl Batch {
                         let h_res = (cam.calib.height as f64 * sx).round();
                         let sy = h_res / cam.calib.height.max(1) as f64;
                         let top = (h_res - hh as f64).max(0.0);
-                        let a = Matrix3::new(
-                            sx,
-                            0.0,
-                            0.5 * (sx - 1.0),
-                            0.0,
-                            sy,
-                            0.5 * (sy - 1.0) - top,
-                            0.0,
-                            0.0,
-                            1.0,
-                        );
                         valid.push(0f32);
-                        a
+                        pixel_map(sx, sy, top)
                     }
                 };
                 calib.push(CameraGeometry {

@@ -124,18 +124,27 @@ pub fn alter_eva(
     let mut out = Scores::new();
     for p in params {
         let g = p.group;
-        let d = normalised(&deci[&p.name], d_sum[&g]) * cfg.alpha;
-        let s = match g {
-            Group::Camera => d - normalised(&reri_lidar_masked[&p.name], rl_sum[&g]) * cfg.beta,
-            Group::Lidar => d - normalised(&reri_camera_masked[&p.name], rc_sum[&g]) * cfg.beta,
-            Group::Fusion => {
-                d - normalised(&reri_lidar_masked[&p.name], rl_sum[&g]) * (cfg.beta / 2.0)
-                    - normalised(&reri_camera_masked[&p.name], rc_sum[&g]) * (cfg.beta / 2.0)
+        let mut s = normalised(&deci[&p.name], d_sum[&g]) * cfg.alpha;
+        let stages = [(reri_lidar_masked, &rl_sum), (reri_camera_masked, &rc_sum)];
+        for (w, (reri, sums)) in reri_stage_weights(g).into_iter().zip(stages) {
+            if w > 0.0 {
+                s = s - normalised(&reri[&p.name], sums[&g]) * (cfg.beta * w);
             }
-        };
+        }
         out.insert(p.name.clone(), s);
     }
     Ok(out)
+}
+
+/// Weights of the two ReRI stages (LiDAR masked, camera masked) in a group's score: camera
+/// parameters are reactivated with the LiDAR masked, LiDAR parameters with the camera
+/// masked, and fusion parameters take half of each (Eq. 13).
+fn reri_stage_weights(g: Group) -> [f64; 2] {
+    match g {
+        Group::Camera => [1.0, 0.0],
+        Group::Lidar => [0.0, 1.0],
+        Group::Fusion => [0.5, 0.5],
+    }
 }
 
 /// How the AlterEva terms relate within one group (see [`diagnostics`]).
@@ -192,22 +201,20 @@ pub fn diagnostics(
             continue;
         }
         let d = flat(&ps, deci);
-        let r = match g {
-            Group::Camera => flat(&ps, reri_lidar_masked),
-            Group::Lidar => flat(&ps, reri_camera_masked),
-            Group::Fusion => {
-                normalised(&flat(&ps, reri_lidar_masked), rl_sum[&g]) * 0.5
-                    + normalised(&flat(&ps, reri_camera_masked), rc_sum[&g]) * 0.5
+        // the group's ReRI as its score uses it: the weighted normalised stages (ranks do not
+        // depend on the normalisation), and the weighted raw sums
+        let mut r = d.zeros_like();
+        let mut r_raw = 0.0;
+        let stages = [(reri_lidar_masked, &rl_sum), (reri_camera_masked, &rc_sum)];
+        for (w, (reri, sums)) in reri_stage_weights(g).into_iter().zip(stages) {
+            if w > 0.0 {
+                r += normalised(&flat(&ps, reri), sums[&g]) * w;
+                r_raw += w * sums[&g];
             }
-        };
+        }
         let s = flat(&ps, scores);
         let n = d.numel() as i64;
         let d_total = d.sum(tch::Kind::Double).double_value(&[]);
-        let r_raw = match g {
-            Group::Camera => rl_sum[&g],
-            Group::Lidar => rc_sum[&g],
-            Group::Fusion => 0.5 * (rl_sum[&g] + rc_sum[&g]),
-        };
         out.push(EvaGroupStats {
             group: g.name().to_string(),
             weights: n,

@@ -205,7 +205,8 @@ pub struct PruneOutcome {
     /// Channel granularity: the selection and every variable sliced to the new widths.
     pub selection: Option<ChannelSelection>,
     pub shrunk: Option<BTreeMap<String, Tensor>>,
-    /// Wall time of scoring (+ thresholding; IMP: including its retraining rounds).
+    /// Wall time of scoring (+ thresholding; IMP: including its retraining rounds), without
+    /// report-only diagnostics.
     pub scoring_seconds: f64,
     /// Method-specific details for the report (e.g. AlterMOMA's reactivation losses).
     pub details: serde_json::Value,
@@ -220,7 +221,19 @@ pub fn method_scores<M: PrunableModel + ?Sized>(
     data: &mut dyn BatchSource<M::Batch>,
     cfg: &PruneConfig,
 ) -> Result<(Scores, serde_json::Value)> {
-    Ok(match cfg.method {
+    scores_and_details(model, params, data, cfg).map(|(s, d, _)| (s, d))
+}
+
+/// [`method_scores`] plus the seconds spent on report-only details (AlterMOMA's AlterEva
+/// diagnostics), which are not part of the method's scoring cost.
+fn scores_and_details<M: PrunableModel + ?Sized>(
+    model: &M,
+    params: &[PrunableParam],
+    data: &mut dyn BatchSource<M::Batch>,
+    cfg: &PruneConfig,
+) -> Result<(Scores, serde_json::Value, f64)> {
+    let mut report_seconds = 0.0;
+    let (scores, details) = match cfg.method {
         Method::Altermoma => {
             let reference = take_batches(data, cfg.score_batches)?;
             let s = altermoma_scores(model, params, &reference, data, &cfg.altermoma)?;
@@ -229,6 +242,7 @@ pub fn method_scores<M: PrunableModel + ?Sized>(
                 .iter()
                 .map(|(g, b, a)| serde_json::json!({"masked": g.name(), "loss_before": b, "loss_after": a}))
                 .collect();
+            let t_report = Instant::now();
             let stats = super::alter_eva::diagnostics(
                 params,
                 &s.deci,
@@ -236,6 +250,7 @@ pub fn method_scores<M: PrunableModel + ?Sized>(
                 &s.reri_camera_masked,
                 &s.scores,
             )?;
+            report_seconds = t_report.elapsed().as_secs_f64();
             (
                 s.scores,
                 serde_json::json!({
@@ -263,7 +278,8 @@ pub fn method_scores<M: PrunableModel + ?Sized>(
             )
         }
         Method::Random => (random_scores(params, cfg.seed)?, serde_json::Value::Null),
-    })
+    };
+    Ok((scores, details, report_seconds))
 }
 
 /// Prune `model` according to `cfg`.
@@ -279,6 +295,8 @@ pub fn prune<M: PrunableModel + ?Sized>(
     let t0 = Instant::now();
     match cfg.granularity {
         Granularity::Weight => {
+            // report-only work inside the timed region, taken out of `scoring_seconds`
+            let mut report_seconds = 0.0;
             let (masks, details) = match cfg.method {
                 Method::Imp => (
                     imp(model, &params, cfg.sparsity, &cfg.imp)?,
@@ -289,7 +307,8 @@ pub fn prune<M: PrunableModel + ?Sized>(
                     (m, serde_json::Value::Null)
                 }
                 _ => {
-                    let (scores, details) = method_scores(&*model, &params, data, cfg)?;
+                    let (scores, details, r) = scores_and_details(&*model, &params, data, cfg)?;
+                    report_seconds = r;
                     (global_mask(&params, &scores, cfg.sparsity, None)?, details)
                 }
             };
@@ -298,7 +317,7 @@ pub fn prune<M: PrunableModel + ?Sized>(
                 masks: Some(masks),
                 selection: None,
                 shrunk: None,
-                scoring_seconds: t0.elapsed().as_secs_f64(),
+                scoring_seconds: t0.elapsed().as_secs_f64() - report_seconds,
                 details,
             })
         }
@@ -317,7 +336,7 @@ pub fn prune<M: PrunableModel + ?Sized>(
                     cfg.method.label()
                 );
             }
-            let (scores, details) = method_scores(&*model, &params, data, cfg)?;
+            let (scores, details, report_seconds) = scores_and_details(&*model, &params, data, cfg)?;
             let ch = channel_scores(&groups, &scores, cfg.structured.aggregation)?;
             let sel = select_channels(&groups, &ch, cfg.sparsity, &cfg.structured)?;
             let shrunk = shrink(&named_vars(model.var_store()), &groups, &sel)?;
@@ -325,7 +344,7 @@ pub fn prune<M: PrunableModel + ?Sized>(
                 masks: None,
                 selection: Some(sel),
                 shrunk: Some(shrunk),
-                scoring_seconds: t0.elapsed().as_secs_f64(),
+                scoring_seconds: t0.elapsed().as_secs_f64() - report_seconds,
                 details,
             })
         }
