@@ -14,6 +14,7 @@ pub mod demo;
 pub mod device;
 pub mod experiment;
 pub mod geometry;
+pub mod host_memory;
 pub mod io;
 pub mod logging;
 pub mod metrics;

@@ -52,6 +52,10 @@ pub struct Args {
     /// libtorch CPU threads (0: default).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Also subscribe to `~/output/markers`, as RViz would (the node builds markers only while
+    /// somebody subscribes). Detections and segmentation are always subscribed.
+    #[arg(long)]
+    pub visualize: bool,
     /// Output directory.
     #[arg(long, default_value = "bench/node")]
     pub out: PathBuf,
@@ -100,7 +104,8 @@ mod imp {
     use crate::ros::pointcloud::points_to_pointcloud;
     use anyhow::{bail, Context, Result};
     use futures::{FutureExt, Stream, StreamExt};
-    use r2r::altermoma_msgs::msg::ProcessingTime;
+    use r2r::altermoma_msgs::msg::{BevSegmentation, Detection3DArray, ProcessingTime};
+    use r2r::visualization_msgs::msg::MarkerArray;
     use r2r::sensor_msgs::msg::{CameraInfo, Image, PointCloud2};
     use r2r::QosProfile;
     use serde::Serialize;
@@ -178,15 +183,28 @@ mod imp {
         infos: Vec<r2r::Publisher<CameraInfo>>,
         times: BoxStream<ProcessingTime>,
         got: HashMap<i64, ProcessingTime>,
+        /// The outputs a vehicle consumes (and markers with `--visualize`), read and dropped.
+        outputs: Vec<BoxStream<()>>,
     }
 
     impl Peer {
-        fn new(n: usize) -> Result<Self> {
+        fn new(n: usize, visualize: bool) -> Result<Self> {
             let ctx = r2r::Context::create()?;
             let mut node = r2r::Node::create(ctx, "bench_peer", "")?;
             let q = QosProfile::default();
             let deep = QosProfile::default().keep_last(1000);
+            let mut outputs: Vec<BoxStream<()>> = vec![
+                Box::new(node.subscribe::<Detection3DArray>(&format!("{NS}/output/objects"), q.clone())?.map(|_| ())),
+                Box::new(
+                    node.subscribe::<BevSegmentation>(&format!("{NS}/output/bev_segmentation"), q.clone())?.map(|_| ()),
+                ),
+            ];
+            if visualize {
+                outputs
+                    .push(Box::new(node.subscribe::<MarkerArray>(&format!("{NS}/output/markers"), q.clone())?.map(|_| ())));
+            }
             Ok(Self {
+                outputs,
                 cloud: node.create_publisher(&format!("{NS}/input/pointcloud"), q.clone())?,
                 images: (0..n)
                     .map(|i| node.create_publisher(&format!("{NS}/input/image_{i}"), q.clone()))
@@ -207,6 +225,9 @@ mod imp {
                 self.node.spin_once(left.min(Duration::from_millis(2)));
                 while let Some(m) = self.times.next().now_or_never().flatten() {
                     self.got.insert(stamp_to_ns(&m.header.stamp), m);
+                }
+                for s in &mut self.outputs {
+                    while s.next().now_or_never().flatten().is_some() {}
                 }
                 if Instant::now() >= t {
                     return;
@@ -338,7 +359,7 @@ mod imp {
             std::thread::spawn(move || crate::ros::node::run(params, make, stop))
         };
         let result = (|| -> Result<ModelResult> {
-            let mut peer = Peer::new(n_cams)?;
+            let mut peer = Peer::new(n_cams, args.visualize)?;
             let mut frames = Frames::new(&rig, &spec);
             // discovery and warm start: frames until one comes back
             let t0 = Instant::now();
@@ -575,13 +596,15 @@ mod imp {
     fn report(args: &Args, results: &[ModelResult]) -> String {
         let mut s = format!(
             "# bevfusion_node benchmark\n\nInput: {} Hz, {} frames per model, raw rgb8 cameras ({}), about {} points per cloud; device `{}`{}.\n\
+             Subscribed outputs: detections, BEV segmentation{} (the node builds markers only while subscribed).\n\
              Latency = node publish time minus the cloud stamp (set when the cloud is published).\n\n",
             args.rate,
             args.latency_frames,
             results.iter().map(|r| format!("{}: {} x {}", r.label, r.cameras, r.image_size)).collect::<Vec<_>>().join(", "),
             args.points,
             args.device,
-            if args.fp16 { ", fp16" } else { "" }
+            if args.fp16 { ", fp16" } else { "" },
+            if args.visualize { ", RViz markers (`--visualize`)" } else { "" }
         );
         s += "| model | processed / published | dropped | p50 ms | p99 ms | network ms | outside network (of latency) | outside network (of processing) |\n|---|---|---|---|---|---|---|---|\n";
         for r in results {

@@ -3,6 +3,8 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     altermoma::logging::init();
+    let policy = altermoma::host_memory::retain_freed_memory();
+    tracing::debug!("host memory policy: {policy:?}");
     let cli = altermoma::cli::Cli::parse();
     match altermoma::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -103,20 +103,48 @@ pub struct Batch {
 
 /// Resize (fit width), crop the top or pad the bottom, normalise. Returns the image
 /// `[3, H, W]` and the matrix mapping original pixel coordinates to network ones.
-/// (One image; [`Batch::from_frames_with`] writes all images of a batch into one buffer with
-/// [`preprocess_image_into`].)
+/// (One image; [`Batch::from_frames_in`] writes all images of a batch straight into the batch
+/// tensor with [`preprocess_image_into`].)
 pub fn preprocess_image(
     img: &image::RgbImage,
     cfg: &ModelConfig,
     device: Device,
 ) -> (Tensor, Matrix3<f64>) {
     let [h, w] = cfg.camera.image_size;
-    let mut out = vec![0f32; (3 * h * w) as usize];
-    let a = preprocess_image_into(img, cfg, &mut fast_image_resize::Resizer::new(), &mut out);
-    (host_tensor(&out, &[3, h, w]).to_device(device), a)
+    let mut buffers = ResizeBuffers::default();
+    let mut a = Matrix3::identity();
+    let t = host_tensor_with(&[3, h, w], |out| a = preprocess_image_into(img, cfg, &mut buffers, out));
+    (t.to_device(device), a)
 }
 
-/// [`preprocess_image`] into `out` (`3 * H * W` floats, channel-major), on the host.
+/// How an image of `width` x `height` becomes the network's input: scaled by `sx` x `sy` to
+/// the input width and `resized_height` rows, of which the first `top` are cropped.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct ResizeGeometry {
+    sx: f64,
+    sy: f64,
+    resized_height: usize,
+    top: usize,
+}
+
+impl ResizeGeometry {
+    /// Fit the width; at least one row (a degenerate size gives a 1-pixel image, not a panic).
+    fn new(width: u32, height: u32, cfg: &ModelConfig) -> Self {
+        let [h_out, w_out] = cfg.camera.image_size;
+        let (w, h) = (width.max(1) as f64, height.max(1) as f64);
+        let sx = w_out as f64 / w;
+        let resized_height = ((h * sx).round() as usize).max(1);
+        Self { sx, sy: resized_height as f64 / h, resized_height, top: resized_height.saturating_sub(h_out as usize) }
+    }
+
+    /// Original pixel coordinates -> network pixel coordinates.
+    fn pixel_map(&self) -> Matrix3<f64> {
+        pixel_map(self.sx, self.sy, self.top as f64)
+    }
+}
+
+/// [`preprocess_image`] into `out` (`3 * H * W` floats, channel-major), on the host, with
+/// `buffers` (reused from call to call).
 ///
 /// Downscaling is antialiased bilinear (a triangle filter widened by the scale factor, as
 /// PIL's and torchvision's `antialias=True`), upscaling plain bilinear, both with the
@@ -127,29 +155,28 @@ pub fn preprocess_image(
 pub fn preprocess_image_into(
     img: &image::RgbImage,
     cfg: &ModelConfig,
-    resizer: &mut fast_image_resize::Resizer,
+    buffers: &mut ResizeBuffers,
     out: &mut [f32],
 ) -> Matrix3<f64> {
     use fast_image_resize::{images::Image, images::ImageRef, FilterType, PixelType, ResizeAlg, ResizeOptions};
     let [h_out, w_out] = cfg.camera.image_size;
     let (h_out, w_out) = (h_out as usize, w_out as usize);
     let (w, h) = (img.width() as usize, img.height() as usize);
-    let sx = w_out as f64 / w as f64;
-    let h_res = ((h as f64 * sx).round() as usize).max(1);
-    let sy = h_res as f64 / h as f64;
-    let top = h_res.saturating_sub(h_out);
-    let resized;
+    let geo = ResizeGeometry::new(img.width(), img.height(), cfg);
+    let (h_res, top) = (geo.resized_height, geo.top);
     let pixels: &[u8] = if h_res == h && w_out == w {
         img.as_raw()
     } else {
         let src = ImageRef::new(w as u32, h as u32, img.as_raw(), PixelType::U8x3)
             .expect("an RgbImage's buffer holds width x height RGB pixels");
-        let mut dst = Image::new(w_out as u32, h_res as u32, PixelType::U8x3);
-        resizer
+        buffers.resized.resize(w_out * h_res * 3, 0);
+        let mut dst = Image::from_slice_u8(w_out as u32, h_res as u32, &mut buffers.resized, PixelType::U8x3)
+            .expect("the buffer was sized for the destination");
+        buffers
+            .resizer
             .resize(&src, &mut dst, &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear)))
             .expect("source and destination are both RGB8 and non-empty");
-        resized = dst.into_vec();
-        &resized
+        &buffers.resized
     };
     let m = &cfg.camera.mean;
     let s = &cfg.camera.std;
@@ -171,7 +198,61 @@ pub fn preprocess_image_into(
         // padding at the bottom stays exactly zero
         dst[rows * w_out..].fill(0.0);
     }
-    pixel_map(sx, sy, top as f64)
+    geo.pixel_map()
+}
+
+/// Host buffers that building a batch needs, kept from one batch to the next so that a
+/// steady stream of frames (the node, replay) allocates nothing per frame but the input
+/// tensors: the image resizer and its destination, the voxeliser's cell table, the voxels.
+#[derive(Default)]
+pub struct BatchWorkspace {
+    images: ResizeBuffers,
+    lidar: VoxelBuffers,
+}
+
+/// The image resizer and its destination buffer.
+#[derive(Default)]
+pub struct ResizeBuffers {
+    resizer: fast_image_resize::Resizer,
+    resized: Vec<u8>,
+}
+
+/// The voxeliser (with its cell table) and the voxels.
+#[derive(Default)]
+struct VoxelBuffers {
+    voxelizer: Option<Voxelizer>,
+    voxels: Voxels,
+}
+
+impl VoxelBuffers {
+    /// Voxelise the points of every frame (mirrored by its flip) into `self.voxels`; per
+    /// frame 1 if it has points, else 0.
+    fn voxelize(&mut self, frames: &[Frame], flips: &[(bool, bool)], cfg: &ModelConfig) -> Result<Vec<f32>> {
+        match &self.voxelizer {
+            Some(v) if v.matches(cfg) => {}
+            _ => self.voxelizer = Some(Voxelizer::new(cfg)),
+        }
+        let vox = self.voxelizer.as_mut().expect("set above");
+        self.voxels.clear();
+        let mut lidar_valid = Vec::with_capacity(frames.len());
+        for (bi, (f, &flip)) in frames.iter().zip(flips).enumerate() {
+            match &f.points {
+                Some(p) if !p.is_empty() => {
+                    if p.data.len() % POINT_DIMS != 0 {
+                        bail!(
+                            "frame {}: point buffer of {} floats is not a multiple of {POINT_DIMS}",
+                            f.token,
+                            p.data.len()
+                        );
+                    }
+                    vox.voxelize_into(&p.data, POINT_DIMS, bi as i64, flip, &mut self.voxels);
+                    lidar_valid.push(1f32);
+                }
+                _ => lidar_valid.push(0f32),
+            }
+        }
+        Ok(lidar_valid)
+    }
 }
 
 /// The map from original to resized pixel coordinates (pixel centres at +0.5) for a resize by
@@ -184,14 +265,28 @@ fn pixel_map(sx: f64, sy: f64, top: f64) -> Matrix3<f64> {
 /// (`Tensor::from_slice` zero-fills the new tensor first with a parallel libtorch operator;
 /// on a busy CPU, waiting for libtorch's worker threads costs more than the copy.)
 pub fn host_tensor<T: tch::kind::Element + Copy>(data: &[T], shape: &[i64]) -> Tensor {
+    let n = data.len();
+    host_tensor_with(shape, |dst: &mut [T]| {
+        assert_eq!(dst.len(), n, "host_tensor: {n} values for shape {shape:?}");
+        dst.copy_from_slice(data)
+    })
+}
+
+/// A new CPU tensor of shape `shape` whose values `fill` writes in place (so a large input is
+/// written once, straight into the tensor's storage, instead of into a buffer then copied).
+/// The slice starts with unspecified values: `fill` must write every element.
+pub fn host_tensor_with<T: tch::kind::Element + Copy>(shape: &[i64], fill: impl FnOnce(&mut [T])) -> Tensor {
     let t = Tensor::empty(shape, (T::KIND, Device::Cpu));
-    assert_eq!(t.numel(), data.len(), "host_tensor: {} values for shape {shape:?}", data.len());
-    if data.is_empty() {
+    let n = t.numel();
+    if n == 0 {
+        fill(&mut []);
         return t;
     }
-    // SAFETY: `t` is a fresh contiguous CPU tensor of `data.len()` elements of kind T::KIND,
-    // so its storage holds exactly `data.len()` values of T and does not overlap `data`.
-    unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), t.data_ptr() as *mut T, data.len()) };
+    // SAFETY: `t` is a fresh contiguous CPU tensor of `n` elements of kind T::KIND, so its
+    // storage holds exactly `n` values of T (plain numbers: any bit pattern is a value); no
+    // other reference to that storage exists while `fill` runs.
+    let dst = unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut T, n) };
+    fill(dst);
     t
 }
 
@@ -286,6 +381,18 @@ impl Batch {
         device: Device,
         opts: &BatchOptions,
     ) -> Result<Batch> {
+        Self::from_frames_in(frames, cfg, device, opts, &mut BatchWorkspace::default())
+    }
+
+    /// [`Self::from_frames_with`] with the host buffers of `ws`, kept between calls (a stream
+    /// of frames then allocates only the input tensors themselves).
+    pub fn from_frames_in(
+        frames: &[Frame],
+        cfg: &ModelConfig,
+        device: Device,
+        opts: &BatchOptions,
+        ws: &mut BatchWorkspace,
+    ) -> Result<Batch> {
         if frames.is_empty() {
             bail!("cannot build a batch from zero frames");
         }
@@ -313,11 +420,8 @@ impl Batch {
             None => vec![(false, false); b],
         };
         let [hh, ww] = cfg.camera.image_size;
-        // all images of the batch, [B, N, 3, H, W], zeros where a camera is masked
-        let per_image = (3 * hh * ww) as usize;
-        let mut pixels = vec![0f32; b * n * per_image];
-        let mut resizer = fast_image_resize::Resizer::new();
-        let mut valid = Vec::with_capacity(b * n);
+        // camera geometries first (checks only), then the pixels straight into the tensor
+        let mut images_in = Vec::with_capacity(b * n);
         let mut calib = Vec::with_capacity(b * n);
         for (f, &flip) in frames.iter().zip(&flips) {
             let fm = flip_matrix(flip);
@@ -332,67 +436,46 @@ impl Batch {
                         k0
                     );
                 }
-                let a = match &cam.image {
-                    Some(img) if img.width() > 0 && img.height() > 0 => {
+                let image = cam.image.as_ref().filter(|img| img.width() > 0 && img.height() > 0);
+                let a = match image {
+                    Some(img) => {
                         // intrinsics are for calib.width x calib.height; rescale if the image differs
-                        let cw = if cam.calib.width > 0 {
-                            cam.calib.width
-                        } else {
-                            img.width()
-                        } as f64;
-                        let ch = if cam.calib.height > 0 {
-                            cam.calib.height
-                        } else {
-                            img.height()
-                        } as f64;
-                        let (rx, ry) = (img.width() as f64 / cw, img.height() as f64 / ch);
-                        let pre = pixel_map(rx, ry, 0.0);
-                        let k = valid.len();
-                        let out = &mut pixels[k * per_image..(k + 1) * per_image];
-                        let a = preprocess_image_into(img, cfg, &mut resizer, out);
-                        valid.push(1f32);
-                        a * pre
+                        let cw = if cam.calib.width > 0 { cam.calib.width } else { img.width() } as f64;
+                        let ch = if cam.calib.height > 0 { cam.calib.height } else { img.height() } as f64;
+                        let pre = pixel_map(img.width() as f64 / cw, img.height() as f64 / ch, 0.0);
+                        ResizeGeometry::new(img.width(), img.height(), cfg).pixel_map() * pre
                     }
-                    _ => {
-                        let sx = ww as f64 / cam.calib.width.max(1) as f64;
-                        let h_res = (cam.calib.height as f64 * sx).round();
-                        let sy = h_res / cam.calib.height.max(1) as f64;
-                        let top = (h_res - hh as f64).max(0.0);
-                        valid.push(0f32);
-                        pixel_map(sx, sy, top)
-                    }
+                    None => ResizeGeometry::new(cam.calib.width, cam.calib.height, cfg).pixel_map(),
                 };
+                images_in.push(image);
                 calib.push(CameraGeometry {
                     intrinsics: a * k0,
                     cam_to_lidar: fm * ext,
                 });
             }
         }
-        let images = host_tensor(&pixels, &[b as i64, n as i64, 3, hh, ww]).to_device(device);
+        // all images of the batch, [B, N, 3, H, W], zeros where a camera is masked. (Running
+        // this beside the voxelisation on a second thread was slower on 2 cores: libtorch's
+        // worker threads spin on the other core for a while after each forward.)
+        let per_image = (3 * hh * ww) as usize;
+        let BatchWorkspace { images: resize, lidar } = ws;
+        let images = host_tensor_with(&[b as i64, n as i64, 3, hh, ww], |pixels: &mut [f32]| {
+            for (img, out) in images_in.iter().zip(pixels.chunks_exact_mut(per_image)) {
+                match img {
+                    Some(img) => {
+                        preprocess_image_into(img, cfg, resize, out);
+                    }
+                    None => out.fill(0.0),
+                }
+            }
+        })
+        .to_device(device);
+        let lidar_valid = lidar.voxelize(frames, &flips, cfg)?;
+        let valid: Vec<f32> = images_in.iter().map(|i| if i.is_some() { 1.0 } else { 0.0 }).collect();
         let camera_valid = Tensor::from_slice(&valid)
             .view([b as i64, n as i64])
             .to_device(device);
-
-        let mut vox = Voxelizer::new(cfg);
-        let mut voxels = Voxels::default();
-        let mut lidar_valid = Vec::with_capacity(b);
-        for (bi, (f, &flip)) in frames.iter().zip(&flips).enumerate() {
-            match &f.points {
-                Some(p) if !p.is_empty() => {
-                    if p.data.len() % POINT_DIMS != 0 {
-                        bail!(
-                            "frame {}: point buffer of {} floats is not a multiple of {POINT_DIMS}",
-                            f.token,
-                            p.data.len()
-                        );
-                    }
-                    vox.voxelize_into(&p.data, POINT_DIMS, bi as i64, flip, &mut voxels);
-                    lidar_valid.push(1f32);
-                }
-                _ => lidar_valid.push(0f32),
-            }
-        }
-        let voxels_t = voxel_tensors(&voxels, cfg.lidar.voxel.max_points, device);
+        let voxels_t = voxel_tensors(&lidar.voxels, cfg.lidar.voxel.max_points, device);
 
         let depth_hint = (cfg.camera.vtransform.kind == VTransformKind::DepthLss).then(|| {
             let (h, w) = (hh as usize, ww as usize);

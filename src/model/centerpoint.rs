@@ -316,9 +316,12 @@ pub fn losses(out: &DetOutput, t: &DetTargets) -> (Tensor, Tensor) {
 // ------------------------------------------------------------------------------------------
 // Decoding
 
-/// Boxes from the head's output, per sample: class heatmap peaks (a cell no 3x3 neighbour
-/// of the same class exceeds) scoring at least `score_threshold`, the best `pre_max` of them,
-/// decoded from their box codes, then circle NMS per class and at most `post_max`.
+/// Boxes from the head's output, per sample: class heatmap peaks (a cell whose logit no 3x3
+/// neighbour of the same class exceeds) scoring at least `score_threshold`, the best
+/// `pre_max` of them, decoded from their box codes, then circle NMS per class and at most
+/// `post_max`. (On the logits rather than the scores, as the sigmoid is monotonic: the two
+/// differ only where two neighbours' logits round to the same score, e.g. both 1.0, where a
+/// plateau of the scores would give several peaks.)
 ///
 /// Runs on the host in plain Rust over one copy of the heatmap and the codes: a few
 /// thousand cells per class, far cheaper than a dozen small libtorch operators (and their
@@ -336,32 +339,50 @@ pub fn decode(out: &DetOutput, cfg: &CenterPointConfig, grid: &BevGrid) -> Vec<V
         return vec![Vec::new(); b];
     }
     let k = (cfg.pre_max.max(0) as usize).min(nc * cells);
-    let mut prob = vec![0f32; nc * cells];
+    let mut logit = vec![0f32; nc * cells];
+    let mut row_max = vec![0f32; cells];
+    let mut col_max = vec![0f32; ny];
     let mut frames = Vec::with_capacity(b);
+    // Peaks are found on the logits (the sigmoid is monotonic), so only peaks pay for an exp.
+    // A NaN logit becomes +inf: it suppresses every peak it neighbours and is no peak itself
+    // (a genuine +inf becomes f32::MAX, a score of 1). With no NaN left, the maxima below are
+    // plain compares, which the compiler vectorises. Logits below `lo` score under the
+    // threshold for sure (margin 1e-3, far above the sigmoid's rounding) and skip the exp.
+    let t = cfg.score_threshold;
+    let lo = if t > 0.0 && t < 1.0 { ((t / (1.0 - t)).ln() - 1e-3) as f32 } else { f32::NEG_INFINITY };
     for bi in 0..b {
-        for (p, &x) in prob.iter_mut().zip(&heat[bi * nc * cells..(bi + 1) * nc * cells]) {
-            *p = 1.0 / (1.0 + (-x).exp());
+        for (l, &x) in logit.iter_mut().zip(&heat[bi * nc * cells..(bi + 1) * nc * cells]) {
+            *l = if x.is_nan() { f32::INFINITY } else { x.min(f32::MAX) };
         }
-        // (score, class * cells + cell) of the peaks above the threshold
+        // (score, class * cells + cell) of the peaks scoring at least the threshold: a peak is
+        // its 3x3 neighbourhood's maximum (a separable max-pool: along rows, then columns)
         let mut cand: Vec<(f32, usize)> = Vec::new();
         for c in 0..nc {
-            let hm = &prob[c * cells..(c + 1) * cells];
+            let hm = &logit[c * cells..(c + 1) * cells];
+            for (row, out) in hm.chunks_exact(ny).zip(row_max.chunks_exact_mut(ny)) {
+                widen(row, out);
+            }
             for i in 0..nx {
-                for j in 0..ny {
-                    let v = hm[i * ny + j];
-                    if !(v as f64 >= cfg.score_threshold) {
-                        continue;
-                    }
-                    let peak = (i.saturating_sub(1)..(i + 2).min(nx))
-                        .all(|a| (j.saturating_sub(1)..(j + 2).min(ny)).all(|bb| hm[a * ny + bb] <= v));
-                    if peak {
-                        cand.push((v, c * cells + i * ny + j));
+                let (up, down) = (i.saturating_sub(1), (i + 1).min(nx - 1));
+                let rows = |r: usize| &row_max[r * ny..(r + 1) * ny];
+                max_of_rows(rows(up), rows(i), rows(down), &mut col_max);
+                for (j, (&x, &m)) in hm[i * ny..(i + 1) * ny].iter().zip(&col_max).enumerate() {
+                    if x >= lo && x >= m && x < f32::INFINITY {
+                        let score = 1.0 / (1.0 + (-x).exp());
+                        if score as f64 >= t {
+                            cand.push((score, c * cells + i * ny + j));
+                        }
                     }
                 }
             }
         }
-        cand.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
+        // the best k, best first (equal scores in cell order): select, then sort only those
+        let order = |x: &(f32, usize), y: &(f32, usize)| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1));
+        if cand.len() > k && k > 0 {
+            cand.select_nth_unstable_by(k - 1, order);
+        }
         cand.truncate(k);
+        cand.sort_unstable_by(order);
         let code = &codes[bi * CODE_SIZE * cells..(bi + 1) * CODE_SIZE * cells];
         let boxes: Vec<Box3D> = cand
             .iter()
@@ -389,6 +410,38 @@ pub fn decode(out: &DetOutput, cfg: &CenterPointConfig, grid: &BevGrid) -> Vec<V
         frames.push(kept);
     }
     frames
+}
+
+/// The larger of two numbers that are not NaN (see [`decode`]): a plain compare, which the
+/// compiler vectorises.
+fn fmax(x: f32, y: f32) -> f32 {
+    if x > y {
+        x
+    } else {
+        y
+    }
+}
+
+/// `out[j]` = the maximum of `row[j - 1 ..= j + 1]` (clamped at the ends, as a max-pool
+/// padded with -inf).
+fn widen(row: &[f32], out: &mut [f32]) {
+    let n = row.len();
+    if n < 2 {
+        out.copy_from_slice(row);
+        return;
+    }
+    out[0] = fmax(row[0], row[1]);
+    out[n - 1] = fmax(row[n - 2], row[n - 1]);
+    for ((o, (&l, &c)), &r) in out[1..n - 1].iter_mut().zip(row.iter().zip(&row[1..])).zip(&row[2..]) {
+        *o = fmax(fmax(l, c), r);
+    }
+}
+
+/// `out[j]` = the maximum of `a[j]`, `b[j]`, `c[j]`.
+fn max_of_rows(a: &[f32], b: &[f32], c: &[f32], out: &mut [f32]) {
+    for ((o, (&x, &y)), &z) in out.iter_mut().zip(a.iter().zip(b)).zip(c) {
+        *o = fmax(fmax(x, y), z);
+    }
 }
 
 #[cfg(test)]
@@ -477,6 +530,28 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn peaks_at_the_border_count_and_a_nan_neighbour_suppresses_a_peak() {
+        let grid = BevGrid { x_min: 0.0, x_max: 4.0, y_min: 0.0, y_max: 4.0, resolution: 1.0 };
+        let mut c = cfg();
+        c.score_threshold = 0.5;
+        let mut heat = vec![-5f32; 10 * 16];
+        heat[0] = 3.0; // class 0, corner cell (0, 0): a peak
+        heat[16 + 5] = 2.0; // class 1, cell (1, 1): a peak unless its neighbour is NaN
+        heat[16 + 10] = f32::NAN; // class 1, cell (2, 2)
+        heat[2 * 16 + 15] = 1.0; // class 2, corner (3, 3): a peak
+        heat[2 * 16 + 14] = 1.0; // class 2, (3, 2): equal neighbour, also a peak (as max-pool)
+        let out = DetOutput {
+            heatmap: Tensor::from_slice(&heat).view([1, 10, 4, 4]),
+            codes: Tensor::zeros([1, CODE_SIZE as i64, 4, 4], (Kind::Float, tch::Device::Cpu)),
+        };
+        let mut c0 = c.clone();
+        c0.nms_radius = vec![0.0; 10];
+        let boxes = &decode(&out, &c0, &grid)[0];
+        let found: Vec<(usize, [f64; 2])> = boxes.iter().map(|b| (b.label, [b.center[0], b.center[1]])).collect();
+        assert_eq!(found, vec![(0, [0.0, 0.0]), (2, [3.0, 2.0]), (2, [3.0, 3.0])]);
     }
 
     #[test]

@@ -26,6 +26,12 @@ impl Voxels {
     pub fn is_empty(&self) -> bool {
         self.num_points.is_empty()
     }
+    /// No voxels (the buffers keep their capacity).
+    pub fn clear(&mut self) {
+        self.features.clear();
+        self.num_points.clear();
+        self.coords.clear();
+    }
 }
 
 /// Reusable voxeliser for one configuration.
@@ -43,21 +49,35 @@ pub struct Voxelizer {
 
 impl Voxelizer {
     pub fn new(cfg: &ModelConfig) -> Self {
+        let (origin, size, dims) = Self::geometry(cfg);
+        let v = &cfg.lidar.voxel;
+        Self {
+            origin,
+            size,
+            dims,
+            max_points: v.max_points,
+            max_voxels: v.max_voxels,
+            intensity_scale: v.intensity_scale as f32,
+            table: vec![-1; dims.iter().product()],
+            touched: Vec::new(),
+        }
+    }
+
+    /// Origin, voxel size and grid dimensions (x, y, z) of `cfg`.
+    fn geometry(cfg: &ModelConfig) -> ([f64; 3], [f64; 3], [usize; 3]) {
         let v = &cfg.lidar.voxel;
         let g = cfg.bev.grid();
         let nx = ((g.x_max - g.x_min) / v.size[0]).round() as usize;
         let ny = ((g.y_max - g.y_min) / v.size[1]).round() as usize;
-        let nz = v.nz();
-        Self {
-            origin: [g.x_min, g.y_min, v.z_range[0]],
-            size: v.size,
-            dims: [nx, ny, nz],
-            max_points: v.max_points,
-            max_voxels: v.max_voxels,
-            intensity_scale: v.intensity_scale as f32,
-            table: vec![-1; nx * ny * nz],
-            touched: Vec::new(),
-        }
+        ([g.x_min, g.y_min, v.z_range[0]], v.size, [nx, ny, v.nz()])
+    }
+
+    /// Whether this voxeliser is the one [`Self::new`] would make for `cfg`.
+    pub fn matches(&self, cfg: &ModelConfig) -> bool {
+        let v = &cfg.lidar.voxel;
+        (self.origin, self.size, self.dims) == Self::geometry(cfg)
+            && (self.max_points, self.max_voxels, self.intensity_scale)
+                == (v.max_points, v.max_voxels, v.intensity_scale as f32)
     }
 
     /// Voxelise one sample's points (`point_dims` floats each: x, y, z, intensity, ...),

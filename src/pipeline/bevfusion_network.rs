@@ -10,7 +10,7 @@
 use super::network::{Network, NetworkInfo, NetworkOutput};
 use super::output::StageTimings;
 use crate::data::Frame;
-use crate::model::batch::{Batch, BatchOptions, TargetMode};
+use crate::model::batch::{Batch, BatchOptions, BatchWorkspace, TargetMode};
 use crate::model::bevfusion::ModelOutput;
 use crate::model::load::LoadedModel;
 use crate::model::ModalityMask;
@@ -24,6 +24,8 @@ pub struct BevFusionNetwork {
     device: Device,
     fp16: bool,
     name: String,
+    /// Host buffers of batch building, reused frame after frame.
+    workspace: BatchWorkspace,
 }
 
 fn ms(t: Instant) -> f64 {
@@ -51,7 +53,7 @@ impl BevFusionNetwork {
         }
         let params: i64 = loaded.vs.variables().values().map(|t| t.numel() as i64).sum();
         name += &format!(", {:.2} M parameters)", params as f64 / 1e6);
-        Self { loaded, device, fp16, name }
+        Self { loaded, device, fp16, name, workspace: BatchWorkspace::default() }
     }
 
     fn sync(&self) {
@@ -91,7 +93,7 @@ impl Network for BevFusionNetwork {
         let cfg = &self.loaded.cfg;
         let t0 = Instant::now();
         let opts = BatchOptions { targets: TargetMode::Never, flips: None };
-        let batch = Batch::from_frames_with(std::slice::from_ref(frame), cfg, self.device, &opts)
+        let batch = Batch::from_frames_in(std::slice::from_ref(frame), cfg, self.device, &opts, &mut self.workspace)
             .context("building the model input")?;
         self.sync();
         t.voxelize += ms(t0);

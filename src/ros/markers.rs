@@ -62,6 +62,14 @@ pub fn wireframe(b: &Box3D) -> Vec<Point> {
     out
 }
 
+/// "class score" with the score to two decimals, by integer formatting (float formatting
+/// with a precision takes microseconds per label, a tenth of a millisecond per frame).
+fn label_text(b: &Box3D) -> String {
+    let hundredths = (b.score.clamp(0.0, 1.0) * 100.0).round() as u32;
+    let class = DETECTION_CLASSES.get(b.label).copied().unwrap_or("?");
+    format!("{class} {}.{:02}", hundredths / 100, hundredths % 100)
+}
+
 /// The markers of one frame.
 pub fn detections_to_markers(boxes: &[Box3D], style: MarkerStyle, header: r2r::std_msgs::msg::Header) -> MarkerArray {
     let mut markers = vec![Marker { header: header.clone(), action: marker::DELETEALL, ..Default::default() }];
@@ -105,7 +113,7 @@ pub fn detections_to_markers(boxes: &[Box3D], style: MarkerStyle, header: r2r::s
             },
             scale: Vector3 { x: 0.0, y: 0.0, z: 0.6 },
             color: ColorRGBA { r: 1.0, g: 1.0, b: 1.0, a: 1.0 },
-            text: format!("{} {:.2}", DETECTION_CLASSES.get(b.label).copied().unwrap_or("?"), b.score),
+            text: label_text(b),
             ..Default::default()
         });
     }
@@ -131,6 +139,9 @@ mod tests {
         assert_eq!(m.markers[0].action, marker::DELETEALL);
         assert_eq!(m.markers[1].points.len(), 26);
         assert_eq!(m.markers[2].text, "car 0.90");
+        for (score, text) in [(0.0, "car 0.00"), (0.054, "car 0.05"), (0.996, "car 1.00"), (1.0, "car 1.00")] {
+            assert_eq!(label_text(&Box3D { score, ..b.clone() }), text);
+        }
         // the heading tick starts on the front face (x = 12) and points along +x
         let p = &m.markers[1].points;
         assert!((p[24].x - 12.0).abs() < 1e-12 && p[25].x > p[24].x);

@@ -104,6 +104,11 @@ impl ImageSub {
     }
 }
 
+/// Whether a publisher has matched subscriptions (an error counts as yes: publish anyway).
+fn has_subscribers<T: r2r::WrappedTypesupport + 'static>(p: &r2r::Publisher<T>) -> bool {
+    p.get_inter_process_subscription_count().map_or(true, |n| n > 0)
+}
+
 /// The inference thread: wait for the newest frame, decode, run, publish.
 fn inference_loop(
     mut pipeline: FramePipeline,
@@ -153,16 +158,19 @@ fn inference_loop(
         );
         if let Some(seg) = &out.segmentation {
             check("segmentation", pubs.segmentation.publish(&segmentation_to_msg(seg, hdr.clone())));
-            if !pubs.occupancy.is_empty() {
+            // visualisation outputs are built only while somebody listens (RViz, a recorder)
+            if pubs.occupancy.iter().any(has_subscribers) {
                 for (p, g) in pubs.occupancy.iter().zip(segmentation_to_occupancy_grids(seg, hdr.clone())) {
                     check("occupancy grid", p.publish(&g));
                 }
             }
         }
-        check(
-            "markers",
-            pubs.markers.publish(&detections_to_markers(&out.detections, params.marker_style, hdr.clone())),
-        );
+        if has_subscribers(&pubs.markers) {
+            check(
+                "markers",
+                pubs.markers.publish(&detections_to_markers(&out.detections, params.marker_style, hdr.clone())),
+            );
+        }
         out.timings.publish = ms(t_pub);
         let latency = latency_ms(out.stamp_ns);
         let dropped = slot.dropped();
