@@ -471,11 +471,11 @@ impl Batch {
         })
         .to_device(device);
         let lidar_valid = lidar.voxelize(frames, &flips, cfg)?;
+        let voxels_t = voxel_tensors(&lidar.voxels, cfg.lidar.voxel.max_points, device);
         let valid: Vec<f32> = images_in.iter().map(|i| if i.is_some() { 1.0 } else { 0.0 }).collect();
         let camera_valid = Tensor::from_slice(&valid)
             .view([b as i64, n as i64])
             .to_device(device);
-        let voxels_t = voxel_tensors(&lidar.voxels, cfg.lidar.voxel.max_points, device);
 
         let depth_hint = (cfg.camera.vtransform.kind == VTransformKind::DepthLss).then(|| {
             let (h, w) = (hh as usize, ww as usize);
@@ -690,6 +690,52 @@ mod tests {
         // the pixel-coordinate map follows the resize and the crop
         assert!((a[(0, 0)] - sx).abs() < 1e-12);
         assert!((a[(1, 2)] - (0.5 * (h_res as f64 / 900.0 - 1.0) - top as f64)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn batch_voxels_equal_voxelize_into_frame_by_frame_with_flips() {
+        let cfg = tiny();
+        let calib = crate::pipeline::frame_input::neutral_calib("CAM");
+        let frame = |seed: u32, with_points: bool| {
+            let data: Vec<f32> = (0..4000u32)
+                .flat_map(|k| {
+                    let a = (k * 7 + seed) as f32 * 0.013;
+                    let r = 2.0 + ((k * 31 + seed) % 400) as f32 * 0.1;
+                    [r * a.cos(), r * a.sin(), -1.0 + (k % 5) as f32 * 0.4, (k % 256) as f32, 0.0]
+                })
+                .collect();
+            let mut f = crate::pipeline::FrameInput {
+                stamp_ns: seed as i64,
+                frame_id: "lidar".into(),
+                points: with_points.then_some(crate::data::Points { data }),
+                cameras: vec![None],
+                camera_names: vec!["CAM".into()],
+            }
+            .into_frame(std::slice::from_ref(&calib));
+            f.token = format!("f{seed}");
+            f
+        };
+        let frames = [frame(1, true), frame(2, false), frame(3, true)];
+        let flips = vec![(true, false), (false, false), (true, true)];
+        let opts = BatchOptions { targets: TargetMode::Never, flips: Some(flips.clone()) };
+        let mut ws = BatchWorkspace::default();
+        for _ in 0..2 {
+            // twice: the reused buffers give the same answer
+            let batch = Batch::from_frames_in(&frames, &cfg, Device::Cpu, &opts, &mut ws).unwrap();
+            let mut vox = Voxelizer::new(&cfg);
+            let mut want = Voxels::default();
+            for (bi, (f, &flip)) in frames.iter().zip(&flips).enumerate() {
+                if let Some(p) = &f.points {
+                    vox.voxelize_into(&p.data, POINT_DIMS, bi as i64, flip, &mut want);
+                }
+            }
+            assert!(want.len() > 100, "{} voxels", want.len());
+            let v = &batch.voxels;
+            assert_eq!(Vec::<f32>::try_from(v.features.reshape([-1])).unwrap(), want.features);
+            assert_eq!(Vec::<i64>::try_from(&v.num_points).unwrap(), want.num_points);
+            assert_eq!(Vec::<i64>::try_from(v.coords.reshape([-1])).unwrap(), want.coords);
+            assert_eq!(Vec::<f32>::try_from(&batch.lidar_valid).unwrap(), vec![1.0, 0.0, 1.0]);
+        }
     }
 
     #[test]
