@@ -5,9 +5,9 @@
 //! are unmapped on free, and a thread's arena gives its free top back (`MADV_DONTNEED`) once
 //! it exceeds the trim threshold. A per-frame pipeline frees and allocates the same few
 //! megabytes every frame (input tensors, voxels, activations), so every frame faulted them
-//! back in page by page: in `altermoma bench node` on the tiny model this was about half of
-//! input building's time (4.3 -> 2.2 ms per frame) and madvise + page faults were a tenth of
-//! the inference thread's samples under `perf`.
+//! back in page by page: under `perf`, madvise and page faults were a tenth of the node's
+//! inference-thread samples, and with the thresholds raised the tiny model's forward in
+//! `altermoma bench node` went from 75-82 to 62 ms (README, *Benchmark: altermoma bench node*).
 //!
 //! [`retain_freed_memory`] raises both thresholds, so freed blocks are reused by the next
 //! frame. Resident memory then stays at its high-water mark (the node's is reached in the

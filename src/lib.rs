@@ -28,4 +28,5 @@ pub mod pruning;
 pub mod replay;
 #[cfg(feature = "ros")]
 pub mod ros;
+pub mod seed;
 pub mod train;

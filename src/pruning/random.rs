@@ -9,7 +9,7 @@ use super::Scores;
 
 /// Uniform [0, 1) scores, deterministic for a seed.
 pub fn random_scores(params: &[PrunableParam], seed: u64) -> Result<Scores> {
-    tch::manual_seed(seed as i64);
+    let _generator = crate::seed::seed_generator(seed as i64);
     Ok(params
         .iter()
         .map(|p| {

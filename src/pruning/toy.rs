@@ -80,7 +80,7 @@ pub struct ToyFusion {
 
 impl ToyFusion {
     pub fn new(cfg: ToyFusionConfig, seed: i64) -> Self {
-        tch::manual_seed(seed);
+        let _generator = crate::seed::seed_generator(seed);
         let mut vs = nn::VarStore::new(Device::Cpu);
         let lc = nn::LinearConfig {
             bias: cfg.bias,
@@ -133,7 +133,7 @@ impl ToyFusion {
 
     /// Random batch of `n` samples whose target is a fixed function of both inputs.
     pub fn random_batch(&self, n: i64, seed: i64) -> ToyBatch {
-        tch::manual_seed(seed);
+        let _generator = crate::seed::seed_generator(seed);
         let opts = (self.cfg.kind, Device::Cpu);
         let camera = Tensor::randn([n, self.cfg.camera_in], opts);
         let lidar = Tensor::randn([n, self.cfg.lidar_in], opts);
@@ -325,7 +325,7 @@ impl ToyConvFusion {
             }
             w.insert(k.clone(), *v);
         }
-        tch::manual_seed(seed);
+        let _generator = crate::seed::seed_generator(seed);
         let vs = nn::VarStore::new(Device::Cpu);
         let root = vs.root();
         let camera = ToyBranch::new(
@@ -376,7 +376,7 @@ impl ToyConvFusion {
 
     /// Random batch: smooth-ish images whose target mixes both modalities.
     pub fn random_batch(&self, n: i64, seed: i64) -> ToyBatch {
-        tch::manual_seed(seed);
+        let _generator = crate::seed::seed_generator(seed);
         let o = (Kind::Float, Device::Cpu);
         let s = self.size;
         let camera = Tensor::randn([n, TOY_CONV_CAMERA_IN, s, s], o);
