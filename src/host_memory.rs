@@ -31,17 +31,24 @@ pub enum MemoryPolicy {
     Unsupported(String),
 }
 
-/// Keep freed host memory in the process (see the module documentation). Call once, early.
+/// Keep freed host memory in the process (see the module documentation). Call once, early;
+/// what was done is logged at debug level.
 pub fn retain_freed_memory() -> MemoryPolicy {
+    let policy = policy_from_environment().unwrap_or_else(set_thresholds);
+    tracing::debug!("host memory policy: {policy:?}");
+    policy
+}
+
+/// `LeftToEnvironment` when the environment configures malloc's thresholds.
+fn policy_from_environment() -> Option<MemoryPolicy> {
     for var in ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"] {
         if std::env::var_os(var).is_some() {
-            return MemoryPolicy::LeftToEnvironment(var.into());
+            return Some(MemoryPolicy::LeftToEnvironment(var.into()));
         }
     }
-    if std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("glibc.malloc.")) {
-        return MemoryPolicy::LeftToEnvironment("GLIBC_TUNABLES".into());
-    }
-    set_thresholds()
+    std::env::var("GLIBC_TUNABLES")
+        .is_ok_and(|t| t.contains("glibc.malloc."))
+        .then(|| MemoryPolicy::LeftToEnvironment("GLIBC_TUNABLES".into()))
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -86,8 +93,8 @@ mod tests {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     #[test]
     fn glibc_takes_the_thresholds_and_serves_large_blocks_from_the_heap() {
-        if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_some() || std::env::var_os("MALLOC_TRIM_THRESHOLD_").is_some() {
-            return; // the environment decides (that branch is the first lines of the function)
+        if policy_from_environment().is_some() {
+            return; // the environment decides, and nothing is changed
         }
         assert_eq!(retain_freed_memory(), MemoryPolicy::Retain);
         // glibc's default threshold (128 KiB, raised only by freeing mapped blocks, at most to

@@ -770,3 +770,31 @@ fn every_method_restores_theta_init_and_random_is_seeded() {
     let k = &params[0].name;
     assert!(a[k].equal(&b[k]) && !a[k].equal(&c[k]));
 }
+
+/// The race `altermoma::seed` closes: toy models and batches seed libtorch's global generator;
+/// while another thread seeds and draws, a model of the same seed still gets the same weights.
+/// (Lives here, not in the library's unit tests: every draw in this binary is seeded through
+/// the guard, whereas library tests draw from the generator unguarded.)
+#[test]
+fn seeded_toy_models_are_identical_while_other_threads_seed_too() {
+    init();
+    let weights = |seed: i64| -> Vec<Tensor> {
+        let m = ToyConvFusion::new(&BTreeMap::new(), seed).unwrap();
+        named_vars(m.var_store()).into_values().collect()
+    };
+    let want = weights(5);
+    std::thread::scope(|s| {
+        let noise = s.spawn(|| {
+            for k in 0..100 {
+                let m = ToyConvFusion::new(&BTreeMap::new(), 100 + k).unwrap();
+                drop(m.random_batch(2, k));
+            }
+        });
+        for _ in 0..100 {
+            let got = weights(5);
+            assert_eq!(got.len(), want.len());
+            assert!(got.iter().zip(&want).all(|(a, b)| a.equal(b)), "seed 5 gave different weights");
+        }
+        noise.join().unwrap();
+    });
+}

@@ -3,8 +3,7 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     altermoma::logging::init();
-    let policy = altermoma::host_memory::retain_freed_memory();
-    tracing::debug!("host memory policy: {policy:?}");
+    altermoma::host_memory::retain_freed_memory();
     let cli = altermoma::cli::Cli::parse();
     match altermoma::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -46,8 +46,7 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     altermoma::logging::init();
-    let policy = altermoma::host_memory::retain_freed_memory();
-    tracing::debug!("host memory policy: {policy:?}");
+    altermoma::host_memory::retain_freed_memory();
     let argv: Vec<String> = std::env::args().collect();
     // clap sees what comes before the first --ros-args; rcl (and parse_ros_args) the rest.
     let split = argv.iter().position(|a| a == "--ros-args").unwrap_or(argv.len());
