@@ -10,7 +10,7 @@ use crate::model::batch::{preprocess_image, Batch};
 use crate::model::config::ModelConfig;
 use crate::model::flops;
 use crate::model::load::LoadedModel;
-use crate::model::voxelize::{Voxelizer, Voxels};
+use crate::model::voxelize::Voxelizer;
 use crate::model::ModalityMask;
 use anyhow::{Context, Result};
 use rand::{Rng, SeedableRng};
@@ -189,8 +189,7 @@ fn bench_config(cfg: &ModelConfig, runs: usize, warmup: usize, dev: Device) -> R
                 let _ = preprocess_image(&img, cfg, dev);
             }
             lap(0, &mut s);
-            let mut v = Voxels::default();
-            vox.voxelize_into(&pts, 5, 0, (false, false), &mut v);
+            let _ = vox.voxelize_tensors(std::iter::once((0, pts.as_slice(), (false, false))), 1).to_device(dev);
             lap(1, &mut s);
             let cam = model.camera_bev(&batch, true, false);
             lap(2, &mut s);

@@ -41,6 +41,16 @@ pub struct VoxelTensors {
     pub coords: Tensor,
 }
 
+impl VoxelTensors {
+    pub fn to_device(self, device: Device) -> Self {
+        Self {
+            features: self.features.to_device(device),
+            num_points: self.num_points.to_device(device),
+            coords: self.coords.to_device(device),
+        }
+    }
+}
+
 /// Training targets of a batch.
 #[derive(Debug)]
 pub struct Targets {
@@ -217,41 +227,40 @@ pub struct ResizeBuffers {
     resized: Vec<u8>,
 }
 
-/// The voxeliser (with its cell table) and the voxels.
+/// The voxeliser (with its cell table).
 #[derive(Default)]
 struct VoxelBuffers {
     voxelizer: Option<Voxelizer>,
-    voxels: Voxels,
 }
 
 impl VoxelBuffers {
-    /// Voxelise the points of every frame (mirrored by its flip) into `self.voxels`; per
-    /// frame 1 if it has points, else 0.
-    fn voxelize(&mut self, frames: &[Frame], flips: &[(bool, bool)], cfg: &ModelConfig) -> Result<Vec<f32>> {
+    /// Voxelise the points of every frame (mirrored by its flip) straight into new CPU
+    /// tensors ([`Voxelizer::voxelize_tensors`]); also per frame 1 if it has points, else 0.
+    fn voxelize(
+        &mut self,
+        frames: &[Frame],
+        flips: &[(bool, bool)],
+        cfg: &ModelConfig,
+    ) -> Result<(VoxelTensors, Vec<f32>)> {
         match &self.voxelizer {
             Some(v) if v.matches(cfg) => {}
             _ => self.voxelizer = Some(Voxelizer::new(cfg)),
         }
         let vox = self.voxelizer.as_mut().expect("set above");
-        self.voxels.clear();
-        let mut lidar_valid = Vec::with_capacity(frames.len());
-        for (bi, (f, &flip)) in frames.iter().zip(flips).enumerate() {
-            match &f.points {
-                Some(p) if !p.is_empty() => {
-                    if p.data.len() % POINT_DIMS != 0 {
-                        bail!(
-                            "frame {}: point buffer of {} floats is not a multiple of {POINT_DIMS}",
-                            f.token,
-                            p.data.len()
-                        );
-                    }
-                    vox.voxelize_into(&p.data, POINT_DIMS, bi as i64, flip, &mut self.voxels);
-                    lidar_valid.push(1f32);
+        for f in frames {
+            if let Some(p) = &f.points {
+                if p.data.len() % POINT_DIMS != 0 {
+                    bail!("frame {}: point buffer of {} floats is not a multiple of {POINT_DIMS}", f.token, p.data.len());
                 }
-                _ => lidar_valid.push(0f32),
             }
         }
-        Ok(lidar_valid)
+        let lidar_valid: Vec<f32> =
+            frames.iter().map(|f| if f.points.as_ref().is_some_and(|p| !p.is_empty()) { 1.0 } else { 0.0 }).collect();
+        let samples = frames.iter().zip(flips).enumerate().filter_map(|(bi, (f, &flip))| {
+            f.points.as_ref().filter(|p| !p.is_empty()).map(|p| (bi as i64, p.data.as_slice(), flip))
+        });
+        let tensors = vox.voxelize_tensors(samples, frames.len());
+        Ok((tensors, lidar_valid))
     }
 }
 
@@ -274,7 +283,8 @@ pub fn host_tensor<T: tch::kind::Element + Copy>(data: &[T], shape: &[i64]) -> T
 
 /// A new CPU tensor of shape `shape` whose values `fill` writes in place (so a large input is
 /// written once, straight into the tensor's storage, instead of into a buffer then copied).
-/// The slice starts with unspecified values: `fill` must write every element.
+/// The slice starts with unspecified values: `fill` must write every element, or the caller
+/// must narrow the tensor to the part written.
 pub fn host_tensor_with<T: tch::kind::Element + Copy>(shape: &[i64], fill: impl FnOnce(&mut [T])) -> Tensor {
     let t = Tensor::empty(shape, (T::KIND, Device::Cpu));
     let n = t.numel();
@@ -470,8 +480,8 @@ impl Batch {
             }
         })
         .to_device(device);
-        let lidar_valid = lidar.voxelize(frames, &flips, cfg)?;
-        let voxels_t = voxel_tensors(&lidar.voxels, cfg.lidar.voxel.max_points, device);
+        let (voxels_t, lidar_valid) = lidar.voxelize(frames, &flips, cfg)?;
+        let voxels_t = voxels_t.to_device(device);
         let valid: Vec<f32> = images_in.iter().map(|i| if i.is_some() { 1.0 } else { 0.0 }).collect();
         let camera_valid = Tensor::from_slice(&valid)
             .view([b as i64, n as i64])

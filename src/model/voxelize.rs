@@ -3,6 +3,8 @@
 //! `max_voxels` voxels (first come). A dense cell -> voxel index table is reused between
 //! calls (only the touched cells are reset), so there is no allocation per point.
 
+use crate::data::POINT_DIMS;
+use crate::model::batch::{host_tensor_with, VoxelTensors};
 use crate::model::config::ModelConfig;
 
 /// Floats stored per voxel point: x, y, z, scaled intensity.
@@ -90,22 +92,88 @@ impl Voxelizer {
         flip: (bool, bool),
         out: &mut Voxels,
     ) {
+        let first = out.len();
+        let cap = first + self.max_voxels;
+        let p = self.max_points;
+        out.features.resize(cap * p * VOXEL_POINT_DIMS, 0.0);
+        out.num_points.resize(cap, 0);
+        out.coords.resize(cap * 4, 0);
+        let slots = VoxelSlots {
+            features: &mut out.features[first * p * VOXEL_POINT_DIMS..],
+            num_points: &mut out.num_points[first..],
+            coords: &mut out.coords[first * 4..],
+        };
+        let n = self.voxelize_slots(points, point_dims, b, flip, slots);
+        out.features.truncate((first + n) * p * VOXEL_POINT_DIMS);
+        out.num_points.truncate(first + n);
+        out.coords.truncate((first + n) * 4);
+    }
+
+    /// Voxelise `samples` (batch index, points of `POINT_DIMS` floats, flip) straight into the
+    /// storage of new CPU tensors: room for `max_voxels` per sample of a batch of
+    /// `batch_size`, narrowed to the voxels written (no copy from a host buffer).
+    pub fn voxelize_tensors<'a>(
+        &mut self,
+        samples: impl Iterator<Item = (i64, &'a [f32], (bool, bool))>,
+        batch_size: usize,
+    ) -> VoxelTensors {
+        let (p, per) = (self.max_points, self.max_voxels);
+        let cap = (batch_size * per) as i64;
+        let mut written = 0usize;
+        let (mut num_points_t, mut coords_t) = (None, None);
+        let features_t = host_tensor_with(&[cap, p as i64, VOXEL_POINT_DIMS as i64], |features: &mut [f32]| {
+            num_points_t = Some(host_tensor_with(&[cap], |num_points: &mut [i64]| {
+                coords_t = Some(host_tensor_with(&[cap, 4], |coords: &mut [i64]| {
+                    for (k, (b, points, flip)) in samples.enumerate() {
+                        assert!(k < batch_size, "more samples than the batch size {batch_size}");
+                        let slots = VoxelSlots {
+                            features: &mut features[written * p * VOXEL_POINT_DIMS..],
+                            num_points: &mut num_points[written..],
+                            coords: &mut coords[written * 4..],
+                        };
+                        written += self.voxelize_slots(points, POINT_DIMS, b, flip, slots);
+                    }
+                }));
+            }));
+        });
+        let n = written as i64;
+        VoxelTensors {
+            features: features_t.narrow(0, 0, n),
+            num_points: num_points_t.expect("filled above").narrow(0, 0, n),
+            coords: coords_t.expect("filled above").narrow(0, 0, n),
+        }
+    }
+
+    /// [`Self::voxelize_into`] writing into `out`'s slots from the first one on (room for
+    /// `max_voxels` voxels); returns how many voxels were written. Slots past that keep
+    /// whatever they held: the batch builder voxelises straight into tensor storage this way
+    /// and narrows the tensors to the voxels written.
+    pub fn voxelize_slots(
+        &mut self,
+        points: &[f32],
+        point_dims: usize,
+        b: i64,
+        flip: (bool, bool),
+        out: VoxelSlots,
+    ) -> usize {
         let [nx, ny, nz] = self.dims;
         let p = self.max_points;
+        let stride = p * VOXEL_POINT_DIMS;
+        let cap = self.max_voxels;
+        assert!(
+            out.features.len() >= cap * stride && out.num_points.len() >= cap && out.coords.len() >= cap * 4,
+            "voxel slots hold fewer than max_voxels = {cap} voxels"
+        );
         let sx = if flip.0 { -1.0f32 } else { 1.0 };
         let sy = if flip.1 { -1.0f32 } else { 1.0 };
-        let first = out.num_points.len();
+        let (ox, oy, oz) = (self.origin[0] as f32, self.origin[1] as f32, self.origin[2] as f32);
+        let (vx, vy, vz) = (self.size[0] as f32, self.size[1] as f32, self.size[2] as f32);
+        let table = &mut self.table[..nx * ny * nz];
+        // Read one value per cache line of the cell table first: a sequential sweep the
+        // hardware prefetches, instead of a cache miss per first visit of each line (after
+        // a forward pass the table has left the caches).
+        std::hint::black_box(table.iter().step_by(16).fold(0i32, |a, &c| a ^ c));
         let mut count = 0usize;
-        let (ox, oy, oz) = (
-            self.origin[0] as f32,
-            self.origin[1] as f32,
-            self.origin[2] as f32,
-        );
-        let (vx, vy, vz) = (
-            self.size[0] as f32,
-            self.size[1] as f32,
-            self.size[2] as f32,
-        );
         for pt in points.chunks_exact(point_dims) {
             let (x, y, z) = (pt[0] * sx, pt[1] * sy, pt[2]);
             let fx = (x - ox) / vx;
@@ -119,20 +187,18 @@ impl Voxelizer {
                 continue;
             }
             let cell = (iz * nx + ix) * ny + iy;
-            let slot = self.table[cell];
+            let slot = table[cell];
             let v = if slot < 0 {
-                if count >= self.max_voxels {
+                if count >= cap {
                     continue;
                 }
-                let v = first + count;
+                let v = count;
                 count += 1;
-                self.table[cell] = v as i32;
+                table[cell] = v as i32;
                 self.touched.push(cell);
-                out.num_points.push(0);
-                out.coords
-                    .extend_from_slice(&[b, iz as i64, ix as i64, iy as i64]);
-                out.features
-                    .resize(out.features.len() + p * VOXEL_POINT_DIMS, 0.0);
+                out.num_points[v] = 0;
+                out.coords[v * 4..v * 4 + 4].copy_from_slice(&[b, iz as i64, ix as i64, iy as i64]);
+                out.features[v * stride..(v + 1) * stride].fill(0.0);
                 v
             } else {
                 slot as usize
@@ -141,20 +207,25 @@ impl Voxelizer {
             if n >= p {
                 continue;
             }
-            let o = (v * p + n) * VOXEL_POINT_DIMS;
-            let intensity = if point_dims > 3 {
-                pt[3] * self.intensity_scale
-            } else {
-                0.0
-            };
+            let o = v * stride + n * VOXEL_POINT_DIMS;
+            let intensity = if point_dims > 3 { pt[3] * self.intensity_scale } else { 0.0 };
             out.features[o..o + VOXEL_POINT_DIMS].copy_from_slice(&[x, y, z, intensity]);
             out.num_points[v] += 1;
         }
         for &c in &self.touched {
-            self.table[c] = -1;
+            table[c] = -1;
         }
         self.touched.clear();
+        count
     }
+}
+
+/// Room for voxels, filled from the first slot on by [`Voxelizer::voxelize_slots`]:
+/// `features` `[V, max_points, VOXEL_POINT_DIMS]`, `num_points` `[V]`, `coords` `[V, 4]`.
+pub struct VoxelSlots<'a> {
+    pub features: &'a mut [f32],
+    pub num_points: &'a mut [i64],
+    pub coords: &'a mut [i64],
 }
 
 #[cfg(test)]

@@ -170,17 +170,25 @@ pub fn cloud_layout(msg: &PointCloud2, capacity: usize) -> Result<CloudLayout, C
     Ok(CloudLayout { x, y, z, intensity, ring, width, height, point_step, row_step, big_endian: msg.is_bigendian })
 }
 
-/// Read field `spec` of every point into `out` (appending), as f32.
-fn read_column(data: &[u8], l: &CloudLayout, spec: FieldSpec, out: &mut Vec<f32>) {
+/// Write field `spec` (or 0 when absent) of every point into column `col` of `out`
+/// (`POINT_DIMS` floats per point, point `k` at row `k`), as f32. One tight loop per datatype
+/// and byte order, so nothing is decided per point.
+fn fill_column(data: &[u8], l: &CloudLayout, spec: Option<FieldSpec>, col: usize, out: &mut [f32]) {
+    let Some(spec) = spec else {
+        out.chunks_exact_mut(POINT_DIMS).for_each(|row| row[col] = 0.0);
+        return;
+    };
+    let rows = (0..l.height).map(|r| &data[r * l.row_step..r * l.row_step + l.width * l.point_step]);
+    let points = rows.flat_map(|row| row.chunks_exact(l.point_step));
     macro_rules! col {
         ($t:ty, $n:literal) => {{
-            for r in 0..l.height {
-                let row = &data[r * l.row_step..r * l.row_step + l.width * l.point_step];
-                for p in row.chunks_exact(l.point_step) {
-                    let b: [u8; $n] = p[spec.offset..spec.offset + $n].try_into().expect("size checked");
-                    let v = if l.big_endian { <$t>::from_be_bytes(b) } else { <$t>::from_le_bytes(b) };
-                    out.push(v as f32);
-                }
+            let o = spec.offset;
+            let get = |p: &[u8]| -> [u8; $n] { p[o..o + $n].try_into().expect("size checked") };
+            let dst = out.chunks_exact_mut(POINT_DIMS).map(|row| &mut row[col]);
+            if l.big_endian {
+                points.zip(dst).for_each(|(p, d)| *d = <$t>::from_be_bytes(get(p)) as f32);
+            } else {
+                points.zip(dst).for_each(|(p, d)| *d = <$t>::from_le_bytes(get(p)) as f32);
             }
         }};
     }
@@ -197,30 +205,49 @@ fn read_column(data: &[u8], l: &CloudLayout, spec: FieldSpec, out: &mut Vec<f32>
     }
 }
 
-/// Convert a cloud to points; see the module documentation for what is accepted.
+/// Columns x, y, z of `out` from little-endian float32 fields, in one pass.
+fn fill_xyz_f32_le(data: &[u8], l: &CloudLayout, out: &mut [f32]) {
+    let offsets = [l.x.offset, l.y.offset, l.z.offset];
+    let rows = (0..l.height).map(|r| &data[r * l.row_step..r * l.row_step + l.width * l.point_step]);
+    for (p, dst) in rows.flat_map(|row| row.chunks_exact(l.point_step)).zip(out.chunks_exact_mut(POINT_DIMS)) {
+        for (d, o) in dst.iter_mut().zip(offsets) {
+            *d = f32::from_le_bytes(p[o..o + 4].try_into().expect("size checked"));
+        }
+    }
+}
+
+/// Convert a cloud to points; see the module documentation for what is accepted. Each field
+/// is read straight into its column of the output; points with a NaN/Inf value are then
+/// squeezed out in place (nothing moves when there are none).
 pub fn pointcloud_to_points(msg: &PointCloud2, capacity: usize) -> Result<CloudConversion, ConvertError> {
     let l = cloud_layout(msg, capacity)?;
     let n = l.num_points();
-    let mut cols: Vec<Vec<f32>> = Vec::with_capacity(POINT_DIMS);
-    for spec in [Some(l.x), Some(l.y), Some(l.z), l.intensity, l.ring] {
-        let mut c = Vec::with_capacity(n);
-        match spec {
-            Some(s) => read_column(&msg.data, &l, s, &mut c),
-            None => c.resize(n, 0.0),
-        }
-        cols.push(c);
-    }
     let mut data = Vec::with_capacity(n * POINT_DIMS);
-    let mut skipped = 0;
-    for k in 0..n {
-        let row = [cols[0][k], cols[1][k], cols[2][k], cols[3][k], cols[4][k]];
-        if row[..4].iter().all(|v| v.is_finite()) {
-            data.extend_from_slice(&row);
-        } else {
-            skipped += 1;
+    data.resize(n * POINT_DIMS, 0f32);
+    let xyz_f32_le = !l.big_endian && [l.x, l.y, l.z].iter().all(|f| f.datatype == datatype::FLOAT32);
+    if xyz_f32_le {
+        // the usual layout: x, y, z in one pass
+        fill_xyz_f32_le(&msg.data, &l, &mut data);
+    } else {
+        for (col, spec) in [l.x, l.y, l.z].into_iter().enumerate() {
+            fill_column(&msg.data, &l, Some(spec), col, &mut data);
         }
     }
-    Ok(CloudConversion { points: Points { data }, skipped_nonfinite: skipped })
+    fill_column(&msg.data, &l, l.intensity, 3, &mut data);
+    fill_column(&msg.data, &l, l.ring, 4, &mut data);
+    // `fold` rather than `all`: no early exit, so the check compiles to straight-line code.
+    let finite = |k: usize, data: &[f32]| data[k * POINT_DIMS..k * POINT_DIMS + 4].iter().fold(true, |a, v| a & v.is_finite());
+    let mut kept = 0;
+    for k in 0..n {
+        if finite(k, &data) {
+            if kept != k {
+                data.copy_within(k * POINT_DIMS..(k + 1) * POINT_DIMS, kept * POINT_DIMS);
+            }
+            kept += 1;
+        }
+    }
+    data.truncate(kept * POINT_DIMS);
+    Ok(CloudConversion { points: Points { data }, skipped_nonfinite: n - kept })
 }
 
 /// A dense, little-endian cloud with float32 `x`, `y`, `z`, `intensity` and uint16 `ring`
@@ -335,6 +362,25 @@ mod tests {
             let c = pointcloud_to_points(&msg, 10).unwrap();
             assert_eq!(c.points.data, vec![1.0, 2.0, 3.0, 200.0, 7.0, 0.5, -0.25, -1.0, 5.0, 2.0], "be={be}");
         }
+    }
+
+    #[test]
+    fn float32_xyz_in_any_order_reads_the_same_in_both_byte_orders() {
+        // little-endian float32 x/y/z take the one-pass path, big-endian the per-field one
+        use datatype::*;
+        let fields = [("y", 0, FLOAT32), ("ring", 4, UINT16), ("z", 8, FLOAT32), ("x", 12, FLOAT32), ("i", 16, INT16)];
+        let rows: Vec<Vec<f64>> = (0..6)
+            .map(|k| {
+                let k = k as f64;
+                vec![k * 0.5 - 1.0, k, if k == 3.0 { f64::NAN } else { 2.0 - k }, k * 1.25, -k * 3.0]
+            })
+            .collect();
+        let le = pointcloud_to_points(&custom(&fields, 20, &rows, false, 4, 2), 100).unwrap();
+        let be = pointcloud_to_points(&custom(&fields, 20, &rows, true, 4, 2), 100).unwrap();
+        assert_eq!(le, be);
+        assert_eq!(le.skipped_nonfinite, 1);
+        assert_eq!(&le.points.data[..5], &[0.0, -1.0, 2.0, 0.0, 0.0]);
+        assert_eq!(&le.points.data[15..20], &[5.0, 1.0, -2.0, -12.0, 4.0]);
     }
 
     #[test]
