@@ -84,6 +84,8 @@ impl Voxelizer {
 
     /// Voxelise one sample's points (`point_dims` floats each: x, y, z, intensity, ...),
     /// mirrored by `flip` (negate x, negate y), appending to `out` with batch index `b`.
+    /// Host vectors for tests and tools (each call zero-fills room for `max_voxels`); batches
+    /// use [`Self::voxelize_tensors`].
     pub fn voxelize_into(
         &mut self,
         points: &[f32],
@@ -169,10 +171,6 @@ impl Voxelizer {
         let (ox, oy, oz) = (self.origin[0] as f32, self.origin[1] as f32, self.origin[2] as f32);
         let (vx, vy, vz) = (self.size[0] as f32, self.size[1] as f32, self.size[2] as f32);
         let table = &mut self.table[..nx * ny * nz];
-        // Read one value per cache line of the cell table first: a sequential sweep the
-        // hardware prefetches, instead of a cache miss per first visit of each line (after
-        // a forward pass the table has left the caches).
-        std::hint::black_box(table.iter().step_by(16).fold(0i32, |a, &c| a ^ c));
         let mut count = 0usize;
         for pt in points.chunks_exact(point_dims) {
             let (x, y, z) = (pt[0] * sx, pt[1] * sy, pt[2]);
