@@ -130,8 +130,11 @@ impl PillarEncoder {
         let voxel = slot.floor_divide_scalar(p); // [N]
         let rows = f.view([nv * p, VOXEL_POINT_DIMS as i64]).index_select(0, &slot); // [N, 4]
         let xyz = rows.narrow(1, 0, 3);
+        // the voxel means as the padded form computes them (a masked sum over the slots:
+        // deterministic on every device, unlike an index_add)
         let n = v.num_points.to_kind(Kind::Float).clamp_min(1.0);
-        let mean = Tensor::zeros([nv, 3], (Kind::Float, dev)).index_add(0, &voxel, &xyz) / n.unsqueeze(1);
+        let mask = present.to_kind(Kind::Float).unsqueeze(2); // [V, P, 1]
+        let mean = (f.narrow(2, 0, 3) * &mask).sum_dim_intlist(1, false, Kind::Float) / n.unsqueeze(1);
         let cluster = &xyz - mean.index_select(0, &voxel);
         let to_centre = &xyz - self.centres(v).index_select(0, &voxel);
         let feat = Tensor::cat(&[rows.shallow_clone(), cluster, to_centre], 1); // [N, 10]
