@@ -90,20 +90,29 @@ impl PillarEncoder {
         )
     }
 
+    /// Which slots of the padded features hold a point, `[V, P]` bool.
+    fn present(v: &VoxelTensors) -> Tensor {
+        let p = v.features.size()[1];
+        Tensor::arange(p, (Kind::Int64, v.features.device()))
+            .unsqueeze(0)
+            .lt_tensor(&v.num_points.unsqueeze(1))
+    }
+
+    /// Mean x, y, z of each voxel's points `[V, 3]`, from the float `mask` `[V, P, 1]` of
+    /// [`Self::present`].
+    fn means(v: &VoxelTensors, mask: &Tensor) -> Tensor {
+        let n = v.num_points.to_kind(Kind::Float).clamp_min(1.0);
+        (v.features.narrow(2, 0, 3) * mask).sum_dim_intlist(1, false, Kind::Float) / n.unsqueeze(1)
+    }
+
     /// Training: the layer runs on every slot of the padded `[V, P, ...]` features, the empty
     /// slots masked to zero (so batch-norm statistics count them, as PointPillars' layer does).
     fn voxel_features_padded(&self, v: &VoxelTensors, train: bool) -> Tensor {
-        let dev = v.features.device();
         let f = &v.features; // [V, P, 4]
         let (nv, p) = (f.size()[0], f.size()[1]);
-        let n = v.num_points.to_kind(Kind::Float).clamp_min(1.0);
-        let mask = Tensor::arange(p, (Kind::Int64, dev))
-            .unsqueeze(0)
-            .lt_tensor(&v.num_points.unsqueeze(1));
-        let mask = mask.to_kind(Kind::Float).unsqueeze(2); // [V, P, 1]
+        let mask = Self::present(v).to_kind(Kind::Float).unsqueeze(2); // [V, P, 1]
         let xyz = f.narrow(2, 0, 3);
-        let mean = (&xyz * &mask).sum_dim_intlist(1, false, Kind::Float) / n.unsqueeze(1);
-        let cluster = &xyz - mean.unsqueeze(1);
+        let cluster = &xyz - Self::means(v, &mask).unsqueeze(1);
         let to_centre = &xyz - self.centres(v).unsqueeze(1);
         let feat = Tensor::cat(&[f.shallow_clone(), cluster, to_centre], 2) * &mask;
         debug_assert_eq!(f.size()[2], VOXEL_POINT_DIMS as i64);
@@ -123,18 +132,14 @@ impl PillarEncoder {
         let dev = v.features.device();
         let f = &v.features; // [V, P, 4]
         let (nv, p) = (f.size()[0], f.size()[1]);
-        let present = Tensor::arange(p, (Kind::Int64, dev))
-            .unsqueeze(0)
-            .lt_tensor(&v.num_points.unsqueeze(1)); // [V, P]
+        let present = Self::present(v); // [V, P]
         let slot = present.view([-1]).nonzero().squeeze_dim(1); // [N] flat slot of each point
         let voxel = slot.floor_divide_scalar(p); // [N]
         let rows = f.view([nv * p, VOXEL_POINT_DIMS as i64]).index_select(0, &slot); // [N, 4]
         let xyz = rows.narrow(1, 0, 3);
         // the voxel means as the padded form computes them (a masked sum over the slots:
         // deterministic on every device, unlike an index_add)
-        let n = v.num_points.to_kind(Kind::Float).clamp_min(1.0);
-        let mask = present.to_kind(Kind::Float).unsqueeze(2); // [V, P, 1]
-        let mean = (f.narrow(2, 0, 3) * &mask).sum_dim_intlist(1, false, Kind::Float) / n.unsqueeze(1);
+        let mean = Self::means(v, &present.to_kind(Kind::Float).unsqueeze(2));
         let cluster = &xyz - mean.index_select(0, &voxel);
         let to_centre = &xyz - self.centres(v).index_select(0, &voxel);
         let feat = Tensor::cat(&[rows.shallow_clone(), cluster, to_centre], 1); // [N, 10]

@@ -170,12 +170,12 @@ pub fn cloud_layout(msg: &PointCloud2, capacity: usize) -> Result<CloudLayout, C
     Ok(CloudLayout { x, y, z, intensity, ring, width, height, point_step, row_step, big_endian: msg.is_bigendian })
 }
 
-/// Write field `spec` (or 0 when absent) of every point into column `col` of `out`
-/// (`POINT_DIMS` floats per point, point `k` at row `k`), as f32. One tight loop per datatype
-/// and byte order, so nothing is decided per point.
+/// Write field `spec` of every point into column `col` of `out` (`POINT_DIMS` floats per
+/// point, point `k` at row `k`), as f32; an absent field leaves the column as it is (zeros:
+/// the output starts zeroed). One tight loop per datatype and byte order, so nothing is
+/// decided per point.
 fn fill_column(data: &[u8], l: &CloudLayout, spec: Option<FieldSpec>, col: usize, out: &mut [f32]) {
     let Some(spec) = spec else {
-        out.chunks_exact_mut(POINT_DIMS).for_each(|row| row[col] = 0.0);
         return;
     };
     let rows = (0..l.height).map(|r| &data[r * l.row_step..r * l.row_step + l.width * l.point_step]);
@@ -222,8 +222,7 @@ fn fill_xyz_f32_le(data: &[u8], l: &CloudLayout, out: &mut [f32]) {
 pub fn pointcloud_to_points(msg: &PointCloud2, capacity: usize) -> Result<CloudConversion, ConvertError> {
     let l = cloud_layout(msg, capacity)?;
     let n = l.num_points();
-    let mut data = Vec::with_capacity(n * POINT_DIMS);
-    data.resize(n * POINT_DIMS, 0f32);
+    let mut data = vec![0f32; n * POINT_DIMS];
     let xyz_f32_le = !l.big_endian && [l.x, l.y, l.z].iter().all(|f| f.datatype == datatype::FLOAT32);
     if xyz_f32_le {
         // the usual layout: x, y, z in one pass
