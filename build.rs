@@ -3,7 +3,9 @@
 //! - libtorch_cuda linked with --no-as-needed when the libtorch in use has a usable one,
 //!   so `device: cuda` works (the linker's as-needed mode drops it otherwise);
 //! - libpython linked explicitly when ROS 2 comes from PyPI wheels (librcl pulls
-//!   *_rosidl_generator_py.so, which need libpython symbols), with an rpath to it.
+//!   *_rosidl_generator_py.so, which need libpython symbols), with an rpath to it;
+//! - `cfg(altermoma_tf2_msgs)` when r2r will generate tf2_msgs (installed in a prefix of
+//!   AMENT_PREFIX_PATH and let through IDL_PACKAGE_FILTER): the node then reads /tf_static.
 use std::path::Path;
 use std::process::Command;
 
@@ -14,6 +16,8 @@ fn main() {
         "ALTERMOMA_PYTHON_LIBDIR",
         "ALTERMOMA_PYTHON_LIB",
         "LIBTORCH",
+        "AMENT_PREFIX_PATH",
+        "IDL_PACKAGE_FILTER",
     ] {
         println!("cargo:rerun-if-env-changed={v}");
     }
@@ -40,6 +44,10 @@ fn main() {
         }
     }
     println!("cargo::rustc-check-cfg=cfg(altermoma_cuda_linked)");
+    println!("cargo::rustc-check-cfg=cfg(altermoma_tf2_msgs)");
+    if std::env::var("CARGO_FEATURE_ROS").is_ok() && tf2_msgs_available() {
+        println!("cargo:rustc-cfg=altermoma_tf2_msgs");
+    }
 
     if std::env::var("CARGO_FEATURE_ROS").is_ok() {
         if let (Ok(dir), Ok(name)) = (
@@ -61,4 +69,21 @@ fn cuda_resolves(lib: &Path) -> bool {
         }
         Err(_) => false,
     }
+}
+
+/// True when r2r generates bindings for tf2_msgs: the package is installed in a prefix of
+/// AMENT_PREFIX_PATH and IDL_PACKAGE_FILTER (when set) lets it through, as r2r decides.
+fn tf2_msgs_available() -> bool {
+    let filtered_in = match std::env::var("IDL_PACKAGE_FILTER") {
+        Ok(f) => f.split(';').any(|p| p == "tf2_msgs"),
+        Err(_) => true,
+    };
+    let installed = std::env::var("AMENT_PREFIX_PATH")
+        .map(|paths| {
+            std::env::split_paths(&paths)
+                .any(|p| p.join("share/tf2_msgs/msg/TFMessage.msg").is_file()
+                    || p.join("share/tf2_msgs/msg/TFMessage.idl").is_file())
+        })
+        .unwrap_or(false);
+    filtered_in && installed
 }

@@ -122,6 +122,24 @@ MSG_HASH=$(hash_of "$ROOT"/msg/package.xml "$ROOT"/msg/CMakeLists.txt "$ROOT"/ms
 MSG_PREFIX=$DEPS/msg-$MSG_HASH/install
 MSG_BUILD=$DEPS/msg-$MSG_HASH/build
 
+# tf2_msgs (the node reads extrinsics from /tf_static): every ROS 2 distribution has it, the
+# PyPI wheels do not. Where it is missing, a stand-in declaring TFMessage exactly as
+# tf2_msgs does (msg/fallback/tf2_msgs) is built, so the type and its wire format match.
+TF_PREFIX=""
+if [ "$ROS_MODE" = wheels ]; then TF_SEARCH=$RVENV; else TF_SEARCH=$AMENT_PREFIX_PATH; fi
+HAVE_TF2=0
+IFS=: read -r -a tf_dirs <<< "$TF_SEARCH"
+for d in "${tf_dirs[@]}"; do [ -n "$d" ] && [ -f "$d/share/tf2_msgs/package.xml" ] && HAVE_TF2=1; done
+if [ "$HAVE_TF2" = 0 ]; then
+  TF_SRC=$ROOT/msg/fallback/tf2_msgs
+  TF_HASH=$(hash_of "$TF_SRC"/package.xml "$TF_SRC"/CMakeLists.txt "$TF_SRC"/msg/*.msg)-$ROS_MODE
+  TF_PREFIX=$DEPS/tf2msgs-$TF_HASH/install
+  TF_BUILD=$DEPS/tf2msgs-$TF_HASH/build
+fi
+# Prefixes of the packages built here, appended to the ROS environment below.
+OWN_PREFIXES=$MSG_PREFIX${TF_PREFIX:+:$TF_PREFIX}
+OWN_LIBS=$MSG_PREFIX/lib${TF_PREFIX:+:$TF_PREFIX/lib}
+
 # ---------------------------------------------------------------- environment file
 ENVF=$DEPS/env.sh
 {
@@ -132,7 +150,7 @@ ENVF=$DEPS/env.sh
   echo "export LIBTORCH_BYPASS_VERSION_CHECK=\${LIBTORCH_BYPASS_VERSION_CHECK:-0}"
   echo "export ALTERMOMA_ROS_PYTHON='$ROS_PY'"
   [ "$WITH_TOOLS" = 1 ] && echo "export ALTERMOMA_TOOLS_PYTHON='$DEPS/tools-venv/bin/python'"
-  echo "export IDL_PACKAGE_FILTER='std_msgs;builtin_interfaces;geometry_msgs;sensor_msgs;nav_msgs;visualization_msgs;diagnostic_msgs;rcl_interfaces;action_msgs;unique_identifier_msgs;service_msgs;type_description_interfaces;altermoma_msgs'"
+  echo "export IDL_PACKAGE_FILTER='std_msgs;builtin_interfaces;geometry_msgs;sensor_msgs;nav_msgs;visualization_msgs;diagnostic_msgs;rcl_interfaces;action_msgs;unique_identifier_msgs;service_msgs;type_description_interfaces;tf2_msgs;altermoma_msgs'"
   echo "export RMW_IMPLEMENTATION=\${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
   if [ "$ROS_MODE" = wheels ]; then
     LIBS=$RVENV/lib
@@ -142,37 +160,47 @@ ENVF=$DEPS/env.sh
     PYLIBNAME=${PYLDLIB#lib}; PYLIBNAME=${PYLIBNAME%%.so*}; PYLIBNAME=${PYLIBNAME%%.a}
     echo "export ROS_DISTRO=jazzy"
     echo "export _ROS_WHEELS_BOOTSTRAP_COMPLETE=1"
-    echo "export AMENT_PREFIX_PATH='$RVENV:$MSG_PREFIX'"
+    echo "export AMENT_PREFIX_PATH='$RVENV:$OWN_PREFIXES'"
     echo "export CMAKE_PREFIX_PATH='$RVENV:$DEPS/rmw-shim'"
-    echo "export LD_LIBRARY_PATH='$LIBS:$MSG_PREFIX/lib':\${LD_LIBRARY_PATH:-}"
+    echo "export LD_LIBRARY_PATH='$LIBS:$OWN_LIBS':\${LD_LIBRARY_PATH:-}"
     echo "export ALTERMOMA_PYTHON_LIBDIR='$PYLIBDIR'"
     echo "export ALTERMOMA_PYTHON_LIB='$PYLIBNAME'"
-    MSG_PY_SITE=$MSG_PREFIX/lib/python$PYVER/site-packages
+    SITE_VER=$PYVER
   else
-    echo "export AMENT_PREFIX_PATH='$MSG_PREFIX':\${AMENT_PREFIX_PATH}"
-    echo "export CMAKE_PREFIX_PATH='$MSG_PREFIX':\${CMAKE_PREFIX_PATH:-}"
-    echo "export LD_LIBRARY_PATH='$MSG_PREFIX/lib':\${LD_LIBRARY_PATH:-}"
-    SYSPYVER=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-    MSG_PY_SITE=$MSG_PREFIX/lib/python$SYSPYVER/site-packages
+    echo "export AMENT_PREFIX_PATH='$OWN_PREFIXES':\${AMENT_PREFIX_PATH}"
+    echo "export CMAKE_PREFIX_PATH='$OWN_PREFIXES':\${CMAKE_PREFIX_PATH:-}"
+    echo "export LD_LIBRARY_PATH='$OWN_LIBS':\${LD_LIBRARY_PATH:-}"
+    SITE_VER=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
   fi
-  echo "export PYTHONPATH='$MSG_PY_SITE':\${PYTHONPATH:-}"
+  PY_SITES=$MSG_PREFIX/lib/python$SITE_VER/site-packages
+  [ -n "$TF_PREFIX" ] && PY_SITES=$PY_SITES:$TF_PREFIX/lib/python$SITE_VER/site-packages
+  echo "export PYTHONPATH='$PY_SITES':\${PYTHONPATH:-}"
   echo "export ROS_AUTOMATIC_DISCOVERY_RANGE=\${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 } > "$ENVF.tmp"
 mv "$ENVF.tmp" "$ENVF"
 
-# ---------------------------------------------------------------- message package (msg/)
-if [ ! -f "$MSG_PREFIX/.complete" ]; then
-  log "msg: building altermoma_msgs into $MSG_PREFIX"
-  rm -rf "$DEPS"/msg-*
-  mkdir -p "$MSG_BUILD"
+# ---------------------------------------------------------------- message packages
+build_msg_pkg() { # name source-dir prefix build-dir
+  local name=$1 src=$2 prefix=$3 build=$4
+  [ -f "$prefix/.complete" ] && return 0
+  log "msg: building $name into $prefix"
+  mkdir -p "$build"
   (
     # shellcheck disable=SC1090
     . "$ENVF"
-    cmake -S "$ROOT/msg" -B "$MSG_BUILD" -DCMAKE_INSTALL_PREFIX="$MSG_PREFIX" \
-      -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$ROS_PY" -DCMAKE_BUILD_TYPE=Release >"$MSG_BUILD.log" 2>&1 \
-      && make -C "$MSG_BUILD" -j"$(nproc)" install >>"$MSG_BUILD.log" 2>&1
-  ) || { tail -30 "$MSG_BUILD.log" >&2; die "building msg/ failed (log: $MSG_BUILD.log)"; }
-  touch "$MSG_PREFIX/.complete"
+    cmake -S "$src" -B "$build" -DCMAKE_INSTALL_PREFIX="$prefix" \
+      -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$ROS_PY" -DCMAKE_BUILD_TYPE=Release >"$build.log" 2>&1 \
+      && make -C "$build" -j"$(nproc)" install >>"$build.log" 2>&1
+  ) || { tail -30 "$build.log" >&2; die "building $name failed (log: $build.log)"; }
+  touch "$prefix/.complete"
+}
+if [ -n "$TF_PREFIX" ] && [ ! -f "$TF_PREFIX/.complete" ]; then
+  rm -rf "$DEPS"/tf2msgs-*
+  build_msg_pkg tf2_msgs "$TF_SRC" "$TF_PREFIX" "$TF_BUILD"
+fi
+if [ ! -f "$MSG_PREFIX/.complete" ]; then
+  rm -rf "$DEPS"/msg-*
+  build_msg_pkg altermoma_msgs "$ROOT/msg" "$MSG_PREFIX" "$MSG_BUILD"
 fi
 
 log "ready: . $ENVF"

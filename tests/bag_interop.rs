@@ -8,13 +8,13 @@ mod common;
 
 use altermoma::bag::cdr::CdrMessage;
 use altermoma::bag::mcap::ChunkCompression;
-use altermoma::bag::messages::{decode, Decoded};
+use altermoma::bag::messages::{decode, Decoded, TfMessage};
 use altermoma::bag::{Bag, BagWriter, StorageKind};
 use r2r::altermoma_msgs::msg::{
     BevSegmentation, Detection3D, Detection3DArray, FrameGroundTruth, ProcessingTime, RigCalibration,
 };
 use r2r::builtin_interfaces::msg::Time;
-use r2r::geometry_msgs::msg::{Point, Pose, Quaternion, Vector3};
+use r2r::geometry_msgs::msg::{Point, Pose, Quaternion, Transform, TransformStamped, Vector3};
 use r2r::sensor_msgs::msg::{CameraInfo, CompressedImage, Image, PointCloud2, PointField};
 use r2r::std_msgs::msg::Header;
 use serde_json::Value;
@@ -65,6 +65,7 @@ fn to_value(d: &Decoded) -> Value {
         Decoded::ProcessingTime(m) => serde_json::to_value(m),
         Decoded::FrameGroundTruth(m) => serde_json::to_value(m),
         Decoded::RigCalibration(m) => serde_json::to_value(m),
+        Decoded::TfMessage(m) => serde_json::to_value(&m.transforms).map(|t| serde_json::json!({ "transforms": t })),
     }
     .unwrap()
 }
@@ -95,7 +96,7 @@ fn bags_written_by_rosbags_read_in_ours_with_equal_values() {
         let ours = read_ours(&bag);
         let theirs = expected["messages"].as_array().unwrap();
         assert_eq!(ours.len(), theirs.len(), "{storage}");
-        assert_eq!(ours.len(), 31);
+        assert_eq!(ours.len(), 32);
         for (i, ((topic, t, v), e)) in ours.iter().zip(theirs).enumerate() {
             assert_eq!(topic, e["topic"].as_str().unwrap(), "{storage} #{i}");
             assert_eq!(*t, e["t"].as_i64().unwrap(), "{storage} #{i}");
@@ -159,6 +160,22 @@ fn our_messages() -> Vec<(&'static str, i64, Decoded)> {
             camera_names: vec!["CAM_FRONT".into(), "CAM_BACK".into()],
             camera_to_lidar: vec![pose(1.0), pose(-1.0)],
         }),
+    ));
+    let tf = |parent: &str, child: &str, x: f64| {
+        let p = pose(x);
+        TransformStamped {
+            header: header(0, parent),
+            child_frame_id: child.into(),
+            transform: Transform {
+                translation: Vector3 { x: p.position.x, y: p.position.y, z: p.position.z },
+                rotation: p.orientation,
+            },
+        }
+    };
+    v.push((
+        "/tf_static",
+        t0,
+        Decoded::TfMessage(TfMessage { transforms: vec![tf("base_link", "lidar_top", 0.94), tf("base_link", "cam_front", 1.5)] }),
     ));
     for i in 0..5i32 {
         let t = t0 + i as i64 * 100_000_000;
@@ -275,7 +292,8 @@ fn bags_written_by_us_open_in_rosbags_with_right_counts_and_values() {
             let id = match ids.get(topic) {
                 Some(id) => *id,
                 None => {
-                    let id = w.add_topic(topic, m.type_name(), *topic == "/calibration").unwrap();
+                    let latched = *topic == "/calibration" || *topic == "/tf_static";
+                    let id = w.add_topic(topic, m.type_name(), latched).unwrap();
                     ids.insert(*topic, id);
                     id
                 }
@@ -289,7 +307,7 @@ fn bags_written_by_us_open_in_rosbags_with_right_counts_and_values() {
         let got: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
         // Topics, types and counts.
         let topics = got["topics"].as_object().unwrap();
-        assert_eq!(topics.len(), 9, "{name}: {topics:?}");
+        assert_eq!(topics.len(), 10, "{name}: {topics:?}");
         for (topic, _, m) in &msgs {
             assert_eq!(topics[*topic]["type"], m.type_name(), "{name} {topic}");
             let n = msgs.iter().filter(|(t, _, _)| t == topic).count() as u64;

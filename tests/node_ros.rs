@@ -670,3 +670,130 @@ fn extrinsics_can_come_from_a_rig_calibration_topic() {
     };
     check_frame(&peer.objects_at(stamp, T), &expected(&params, &f));
 }
+
+/// The build reads /tf_static exactly where tf2_msgs is installed (setup.sh provides it where
+/// ROS lacks it), so the /tf_static test below is not silently compiled out.
+#[test]
+fn tf_static_is_built_in_where_tf2_msgs_is_installed() {
+    let installed = std::env::var("AMENT_PREFIX_PATH").is_ok_and(|paths| {
+        std::env::split_paths(&paths).any(|p| p.join("share/tf2_msgs/msg/TFMessage.msg").is_file())
+    });
+    assert_eq!(altermoma::ros::node::READS_TF_STATIC, installed);
+}
+
+#[cfg(altermoma_tf2_msgs)]
+#[test]
+fn extrinsics_come_from_tf_static_through_a_chain_of_frames() {
+    if !common::ros_isolated("extrinsics_come_from_tf_static_through_a_chain_of_frames") {
+        return;
+    }
+    use nalgebra::{Isometry3, Vector3};
+    use r2r::geometry_msgs::msg::{Quaternion, Transform, TransformStamped, Vector3 as V};
+    let dir = tempfile::tempdir().unwrap();
+    let rig = ring_rig(&["CAM_A", "CAM_B"]);
+    // no extrinsics in the parameters: they come from /tf_static (extrinsics_source: auto)
+    let yaml = "/**:\n  ros__parameters:\n    model_path: stand-in\n    warmup_frames: 1\n    camera_names: [CAM_A, CAM_B]\n    \
+                lidar_timeout: 0.0\n    diagnostics_period: 0.2\n    qos:\n      input_reliability: reliable\n";
+    let params = load(dir.path(), yaml);
+    let spec = SyntheticSpec::default();
+    let node = RunningNode::start_stand_in(params.clone(), Duration::ZERO);
+    let mut peer = Peer::new(&[false, false]);
+    let mut stamp = now_ns();
+    for k in 0.. {
+        assert!(k < 60, "no LiDAR-only frame explained by the missing transforms");
+        stamp += FRAME;
+        let f = synthetic_input(&spec, &rig, 1, stamp, "lidar_top");
+        peer.publish_infos(&f);
+        peer.publish_frame(&f);
+        peer.pump(Duration::from_millis(300));
+        let explained = peer
+            .diags
+            .iter()
+            .any(|d| diag_text(d).contains("masked.CAM_B = no extrinsics yet: /tf_static has no frame `lidar_top`"));
+        if explained && peer.objects.last().is_some_and(|o| o.mode == "lidar_only") {
+            break;
+        }
+    }
+    assert!(peer.objects.iter().all(|o| o.mode == "lidar_only"));
+
+    // a vehicle's tree: base_link -> lidar_top, base_link -> <cam>_mount -> <cam> (the image's
+    // frame), with the mounts chosen so that the chain gives the rig's camera-to-LiDAR poses
+    let base_lidar = Isometry3::new(Vector3::new(0.94, 0.0, 1.84), Vector3::new(0.0, 0.0, 0.015));
+    let tf_stamp = stamp;
+    let tf = move |parent: &str, child: &str, iso: &Isometry3<f64>| {
+        let (t, r) = (iso.translation.vector, iso.rotation);
+        TransformStamped {
+            header: altermoma::ros::convert::header(tf_stamp, parent),
+            child_frame_id: child.into(),
+            transform: Transform {
+                translation: V { x: t.x, y: t.y, z: t.z },
+                rotation: Quaternion { x: r.i, y: r.j, z: r.k, w: r.w },
+            },
+        }
+    };
+    let mut transforms = vec![tf("base_link", "lidar_top", &base_lidar)];
+    for (k, c) in rig.iter().enumerate() {
+        let base_mount = Isometry3::new(Vector3::new(1.2, 0.3 * k as f64, 1.5), Vector3::new(0.0, 0.0, 0.4 * k as f64));
+        let mount_cam = base_mount.inverse() * base_lidar * c.cam_to_lidar;
+        transforms.push(tf("base_link", &format!("{}_mount", c.name), &base_mount));
+        transforms.push(tf(&format!("{}_mount", c.name), &c.name, &mount_cam));
+    }
+    // transient local, as tf2's static broadcaster: the node gets it although it subscribed first
+    let q = r2r::QosProfile::default().keep_last(1).reliable().transient_local();
+    let tf_pub = peer.node.create_publisher::<r2r::tf2_msgs::msg::TFMessage>("/tf_static", q).unwrap();
+    tf_pub.publish(&r2r::tf2_msgs::msg::TFMessage { transforms }).unwrap();
+    let f = loop {
+        stamp += FRAME;
+        let f = synthetic_input(&spec, &rig, 2, stamp, "lidar_top");
+        peer.publish_frame(&f);
+        let o = peer.objects_at(stamp, T);
+        if o.mode == "fusion" {
+            break f;
+        }
+    };
+    // the stand-in puts a box 10 m along each camera's optical axis: the extrinsics are used
+    check_frame(&peer.objects_at(stamp, T), &expected(&params, &f));
+    let d = peer.diagnostic_with(&["extrinsics.CAM_A = tf_static", "extrinsics.CAM_B = tf_static"], T);
+    assert!(!d.contains("masked."), "{d}");
+    // a malformed /tf_static message is rejected with its field and the node carries on
+    let mut bad = vec![tf("base_link", "CAM_A", &Isometry3::identity())];
+    bad[0].transform.rotation.w = 2.0;
+    let q = r2r::QosProfile::default().keep_last(1).reliable().transient_local();
+    let bad_pub = peer.node.create_publisher::<r2r::tf2_msgs::msg::TFMessage>("/tf_static", q).unwrap();
+    peer.wait("the second /tf_static publisher to match", T, |_| {
+        (bad_pub.get_inter_process_subscription_count().unwrap_or(0) > 0).then_some(())
+    });
+    bad_pub.publish(&r2r::tf2_msgs::msg::TFMessage { transforms: bad }).unwrap();
+    peer.diagnostic_with(&["/tf_static.last_error", "transforms[0].transform.rotation"], T);
+    stamp += FRAME;
+    let f = synthetic_input(&spec, &rig, 3, stamp, "lidar_top");
+    peer.publish_frame(&f);
+    check_frame(&peer.objects_at(stamp, T), &expected(&params, &f));
+    node.stop();
+}
+
+/// The tf2_msgs in use declares TFMessage with the type hash of Jazzy's tf2_msgs (as
+/// `ros2 topic info -v /tf_static` shows on a Jazzy robot), so the stand-in setup.sh builds
+/// where tf2_msgs is missing matches real static broadcasters.
+#[test]
+fn tf2_msgs_in_use_has_jazzy_tf2_msgs_type_hash() {
+    if std::env::var("ROS_DISTRO").as_deref() != Ok("jazzy") {
+        return;
+    }
+    let paths = std::env::var("AMENT_PREFIX_PATH").unwrap_or_default();
+    let Some(json) = std::env::split_paths(&paths)
+        .map(|p| p.join("share/tf2_msgs/msg/TFMessage.json"))
+        .find(|p| p.is_file())
+    else {
+        panic!("no tf2_msgs/msg/TFMessage.json in AMENT_PREFIX_PATH (./setup.sh builds one)");
+    };
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let hash = v["type_hashes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["type_name"] == "tf2_msgs/msg/TFMessage")
+        .and_then(|h| h["hash_string"].as_str())
+        .unwrap();
+    assert_eq!(hash, "RIHS01_e369d0f05a23ae52508854b66f6aa0437f3449d652e8cbf22d5abe85d020f087", "{}", json.display());
+}

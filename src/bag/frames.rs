@@ -1,7 +1,8 @@
 //! Dataset frames <-> bag messages: the topic layout `altermoma gen-bag` writes, and the
 //! ground truth (`altermoma_msgs/FrameGroundTruth`) and rig calibration
 //! (`altermoma_msgs/RigCalibration`) that replay reads back into [`Frame`] values for the
-//! metrics.
+//! metrics, and the vehicle's static transforms (`/tf_static`) the node reads its
+//! extrinsics from.
 //!
 //! Conventions: box poses are the centre and the heading about +z; `size` is (length,
 //! width, height) as the message defines it (Box3D keeps `[w, l, h]`). BEV maps keep the
@@ -16,13 +17,18 @@ use anyhow::{bail, Result};
 use nalgebra::{Isometry3, Quaternion as NQuaternion, Translation3, UnitQuaternion};
 use r2r::altermoma_msgs::msg::{BevSegmentation, Detection3D, FrameGroundTruth, RigCalibration};
 use r2r::builtin_interfaces::msg::Time;
-use r2r::geometry_msgs::msg::{Point, Pose, Quaternion, Vector3};
+use super::messages::TfMessage;
+use r2r::geometry_msgs::msg::{Point, Pose, Quaternion, Transform, TransformStamped, Vector3};
 use r2r::std_msgs::msg::Header;
 
 /// Topic of the LiDAR clouds written by gen-bag.
 pub const LIDAR_TOPIC: &str = "/lidar_top/points";
 /// Latched topic of the camera rig's extrinsics.
 pub const CALIBRATION_TOPIC: &str = "/calibration/rig";
+/// Latched topic of the vehicle's static transforms (tf2_msgs/TFMessage).
+pub const TF_STATIC_TOPIC: &str = "/tf_static";
+/// Frame id of the vehicle body, the root of the static transform tree.
+pub const EGO_FRAME: &str = "base_link";
 /// Topic of the per-frame ground truth.
 pub const GROUND_TRUTH_TOPIC: &str = "/ground_truth/frame";
 /// Frame id of the LiDAR (and of every box and map).
@@ -87,6 +93,26 @@ pub fn rig_calibration(calibs: &[CameraCalib], header: Header) -> RigCalibration
         camera_names: calibs.iter().map(|c| c.name.clone()).collect(),
         camera_to_lidar: calibs.iter().map(|c| pose_of(&c.cam_to_lidar)).collect(),
     }
+}
+
+/// The vehicle's static transform tree as /tf_static carries it: `base_link` -> the LiDAR
+/// (`lidar_to_ego`) and `base_link` -> each camera's optical frame (`lidar_to_ego *
+/// cam_to_lidar`).
+pub fn static_transforms(lidar_to_ego: &Isometry3<f64>, calibs: &[CameraCalib], stamp_ns: i64) -> TfMessage {
+    let tf = |child: &str, iso: &Isometry3<f64>| {
+        let p = pose_of(iso);
+        TransformStamped {
+            header: header(stamp_ns, EGO_FRAME),
+            child_frame_id: child.to_string(),
+            transform: Transform {
+                translation: Vector3 { x: p.position.x, y: p.position.y, z: p.position.z },
+                rotation: p.orientation,
+            },
+        }
+    };
+    let mut transforms = vec![tf(LIDAR_FRAME, lidar_to_ego)];
+    transforms.extend(calibs.iter().map(|c| tf(&camera_frame_id(&c.name), &(lidar_to_ego * c.cam_to_lidar))));
+    TfMessage { transforms }
 }
 
 /// Camera name -> camera-to-LiDAR transform, from a rig calibration message.

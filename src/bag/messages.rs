@@ -20,7 +20,7 @@ use r2r::altermoma_msgs::msg::{
     BevSegmentation, Detection3D, Detection3DArray, FrameGroundTruth, ProcessingTime, RigCalibration,
 };
 use r2r::builtin_interfaces::msg::Time;
-use r2r::geometry_msgs::msg::{Point, Pose, Quaternion, Vector3};
+use r2r::geometry_msgs::msg::{Point, Pose, Quaternion, Transform, TransformStamped, Vector3};
 use r2r::sensor_msgs::msg::{CameraInfo, CompressedImage, Image, PointCloud2, PointField, RegionOfInterest};
 use r2r::std_msgs::msg::Header;
 
@@ -30,6 +30,11 @@ crate::cdr_message!(Point, "geometry_msgs/msg/Point", { x: f64, y: f64, z: f64 }
 crate::cdr_message!(Quaternion, "geometry_msgs/msg/Quaternion", { x: f64, y: f64, z: f64, w: f64 });
 crate::cdr_message!(Pose, "geometry_msgs/msg/Pose", { position: Point, orientation: Quaternion });
 crate::cdr_message!(Vector3, "geometry_msgs/msg/Vector3", { x: f64, y: f64, z: f64 });
+crate::cdr_message!(Transform, "geometry_msgs/msg/Transform", { translation: Vector3, rotation: Quaternion });
+crate::cdr_message!(TransformStamped, "geometry_msgs/msg/TransformStamped", {
+    header: Header, child_frame_id: String, transform: Transform
+});
+crate::cdr_message!(TfMessage, "tf2_msgs/msg/TFMessage", { transforms: Vec<TransformStamped> });
 crate::cdr_message!(PointField, "sensor_msgs/msg/PointField", {
     name: String, offset: u32, datatype: u8, count: u32
 });
@@ -74,6 +79,13 @@ crate::cdr_message!(RigCalibration, "altermoma_msgs/msg/RigCalibration", {
     header: Header, camera_names: Vec<String>, camera_to_lidar: Vec<Pose>
 });
 
+/// `tf2_msgs/TFMessage` (/tf_static), declared here because r2r has tf2_msgs only where the
+/// ROS installation does; the codec reads and writes it in every build.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TfMessage {
+    pub transforms: Vec<TransformStamped>,
+}
+
 /// A decoded bag message of one of the types the pipeline and the replay report use.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Decoded {
@@ -86,6 +98,7 @@ pub enum Decoded {
     ProcessingTime(ProcessingTime),
     FrameGroundTruth(FrameGroundTruth),
     RigCalibration(RigCalibration),
+    TfMessage(TfMessage),
 }
 
 /// The canonical `pkg/msg/Type` form of a type name (`pkg/Type` is accepted too).
@@ -112,6 +125,9 @@ pub fn known_fields(type_name: &str) -> Option<Vec<(&'static str, String)>> {
         Quaternion,
         Pose,
         Vector3,
+        Transform,
+        TransformStamped,
+        TfMessage,
         PointField,
         PointCloud2,
         Image,
@@ -146,6 +162,9 @@ pub fn dependencies(type_name: &str) -> Option<Vec<&'static str>> {
         Quaternion,
         Pose,
         Vector3,
+        Transform,
+        TransformStamped,
+        TfMessage,
         PointField,
         PointCloud2,
         Image,
@@ -175,6 +194,7 @@ pub fn is_known(type_name: &str) -> bool {
             | "altermoma_msgs/msg/ProcessingTime"
             | "altermoma_msgs/msg/FrameGroundTruth"
             | "altermoma_msgs/msg/RigCalibration"
+            | "tf2_msgs/msg/TFMessage"
     )
 }
 
@@ -191,6 +211,7 @@ pub fn decode(type_name: &str, bytes: &[u8]) -> Result<Option<Decoded>, CdrError
         "altermoma_msgs/msg/ProcessingTime" => Decoded::ProcessingTime(ProcessingTime::decode(bytes)?),
         "altermoma_msgs/msg/FrameGroundTruth" => Decoded::FrameGroundTruth(FrameGroundTruth::decode(bytes)?),
         "altermoma_msgs/msg/RigCalibration" => Decoded::RigCalibration(RigCalibration::decode(bytes)?),
+        "tf2_msgs/msg/TFMessage" => Decoded::TfMessage(TfMessage::decode(bytes)?),
         _ => return Ok(None),
     }))
 }
@@ -208,6 +229,7 @@ impl Decoded {
             Decoded::ProcessingTime(_) => ProcessingTime::TYPE_NAME,
             Decoded::FrameGroundTruth(_) => FrameGroundTruth::TYPE_NAME,
             Decoded::RigCalibration(_) => RigCalibration::TYPE_NAME,
+            Decoded::TfMessage(_) => TfMessage::TYPE_NAME,
         }
     }
 
@@ -223,6 +245,7 @@ impl Decoded {
             Decoded::ProcessingTime(m) => m.encode(),
             Decoded::FrameGroundTruth(m) => m.encode(),
             Decoded::RigCalibration(m) => m.encode(),
+            Decoded::TfMessage(m) => m.encode(),
         }
     }
 }
@@ -364,6 +387,46 @@ mod tests {
             camera_names: vec!["CAM_FRONT".into(), "CAM_BACK".into()],
             camera_to_lidar: vec![pose(1.0), pose(2.0)],
         });
+        same_as_rmw(&transform_stamped());
+    }
+
+    fn transform_stamped() -> TransformStamped {
+        TransformStamped {
+            header: header(4, "base_link"),
+            child_frame_id: "cam_front_optical".into(),
+            transform: Transform {
+                translation: Vector3 { x: 1.5, y: -0.25, z: 1.6 },
+                rotation: Quaternion { x: -0.5, y: 0.5, z: -0.5, w: 0.5 },
+            },
+        }
+    }
+
+    /// TFMessage is ours (r2r has tf2_msgs only where ROS does): its bytes equal rmw's
+    /// serialisation of tf2_msgs/TFMessage where that is built in, and round-trip everywhere.
+    #[test]
+    fn tf_message_codec() {
+        let m = TfMessage { transforms: vec![transform_stamped(), TransformStamped::default()] };
+        let bytes = m.encode().unwrap();
+        assert_eq!(decode("tf2_msgs/msg/TFMessage", &bytes).unwrap(), Some(Decoded::TfMessage(m.clone())));
+        assert_eq!(Decoded::TfMessage(m.clone()).encode().unwrap(), bytes);
+        assert!(is_known("tf2_msgs/TFMessage"));
+        assert_eq!(dependencies("tf2_msgs/msg/TFMessage").unwrap().last(), Some(&"tf2_msgs/msg/TFMessage"));
+        #[cfg(altermoma_tf2_msgs)]
+        {
+            use crate::bag::cdr::CdrWriter;
+            let theirs = r2r::tf2_msgs::msg::TFMessage { transforms: m.transforms.clone() };
+            let rmw = theirs.to_serialized_bytes().unwrap();
+            let mut w = CdrWriter::with_padding_byte(0xAA);
+            m.write(&mut w).unwrap();
+            let marked = w.finish();
+            assert_eq!(rmw.len(), bytes.len());
+            for (i, ((a, b), r)) in bytes.iter().zip(&marked).zip(&rmw).enumerate() {
+                assert!(a != b || a == r, "byte {i} differs: ours {a}, rmw {r}");
+            }
+            assert_eq!(TfMessage::decode(&rmw).unwrap(), m);
+            let back = r2r::tf2_msgs::msg::TFMessage::from_serialized_bytes(&bytes).unwrap();
+            assert_eq!(back.transforms, m.transforms);
+        }
     }
 
     #[test]
@@ -372,7 +435,7 @@ mod tests {
         let bytes = c.encode().unwrap();
         assert_eq!(decode("sensor_msgs/msg/PointCloud2", &bytes).unwrap(), Some(Decoded::PointCloud2(c.clone())));
         assert_eq!(decode("sensor_msgs/PointCloud2", &bytes).unwrap(), Some(Decoded::PointCloud2(c)));
-        assert_eq!(decode("tf2_msgs/msg/TFMessage", &bytes).unwrap(), None);
+        assert_eq!(decode("std_msgs/msg/String", &bytes).unwrap(), None);
         assert!(decode("sensor_msgs/msg/CameraInfo", &bytes).is_err());
         assert!(is_known("altermoma_msgs/FrameGroundTruth") && !is_known("std_msgs/msg/String"));
     }

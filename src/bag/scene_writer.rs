@@ -9,7 +9,7 @@
 //! the same clock), later frames are shifted to continue the recording, and the shift is
 //! reported.
 
-use super::frames::{self, CALIBRATION_TOPIC, GROUND_TRUTH_TOPIC, LIDAR_FRAME, LIDAR_TOPIC};
+use super::frames::{self, CALIBRATION_TOPIC, GROUND_TRUTH_TOPIC, LIDAR_FRAME, LIDAR_TOPIC, TF_STATIC_TOPIC};
 use super::writer::{BagWriter, StorageKind, TopicId};
 use crate::data::{CameraCalib, Frame, Points};
 use anyhow::{bail, Context, Result};
@@ -160,6 +160,7 @@ pub fn write_scene_bag(
     let mut w = BagWriter::create(out, opts.storage)?;
     let compressed = opts.images != ImageFormat::Raw;
     let calib_topic = w.add_topic(CALIBRATION_TOPIC, "altermoma_msgs/msg/RigCalibration", true)?;
+    let tf_topic = w.add_topic(TF_STATIC_TOPIC, "tf2_msgs/msg/TFMessage", true)?;
     let cam_topics: Vec<CameraTopics> = cameras
         .iter()
         .map(|c| {
@@ -173,7 +174,7 @@ pub fn write_scene_bag(
     let lidar_topic = w.add_topic(LIDAR_TOPIC, "sensor_msgs/msg/PointCloud2", false)?;
     let gt_topic = w.add_topic(GROUND_TRUTH_TOPIC, "altermoma_msgs/msg/FrameGroundTruth", false)?;
     let mut report = SceneBagReport { path: out.to_path_buf(), ..Default::default() };
-    report.topics = [CALIBRATION_TOPIC.to_string()]
+    report.topics = [CALIBRATION_TOPIC.to_string(), TF_STATIC_TOPIC.to_string()]
         .into_iter()
         .chain(
             cameras
@@ -223,11 +224,10 @@ pub fn write_scene_bag(
         if i == 0 {
             let calibs: Vec<CameraCalib> = frame.cameras.iter().map(|c| c.calib.clone()).collect();
             let msg = frames::rig_calibration(&calibs, frames::header(stamp, LIDAR_FRAME));
-            batch.push((
-                stamp.min(frame.cameras.iter().map(|c| c.timestamp_us * 1000).min().unwrap_or(stamp)),
-                calib_topic,
-                encode(&msg)?,
-            ));
+            let first = stamp.min(frame.cameras.iter().map(|c| c.timestamp_us * 1000).min().unwrap_or(stamp));
+            batch.push((first, calib_topic, encode(&msg)?));
+            // the same extrinsics as the vehicle's transform tree, rooted at base_link
+            batch.push((first, tf_topic, encode(&frames::static_transforms(&frame.lidar_to_ego, &calibs, stamp))?));
         }
         for (k, (cam, topics)) in frame.cameras.iter().zip(&cam_topics).enumerate() {
             let cstamp = cam.timestamp_us * 1000;

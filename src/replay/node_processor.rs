@@ -34,6 +34,8 @@ pub struct NodeInputs {
     pub cameras: Vec<(String, Vec<String>, String)>,
     /// Topic of `altermoma_msgs/RigCalibration` (extrinsics), if any.
     pub rig_topic: Option<String>,
+    /// Topic of static transforms (tf2_msgs/TFMessage), unless `extrinsics_source` is config.
+    pub tf_static_topic: Option<String>,
 }
 
 impl NodeInputs {
@@ -56,6 +58,10 @@ impl NodeInputs {
             cloud_topic: abs(params.pointcloud_topic.clone()).unwrap_or_else(|| LIDAR_TOPIC.to_string()),
             cameras,
             rig_topic: Some(abs(params.rig_calibration_topic.clone()).unwrap_or_else(|| CALIBRATION_TOPIC.into())),
+            tf_static_topic: params
+                .extrinsics_source
+                .reads_tf_static()
+                .then(|| abs(params.tf_static_topic.clone()).unwrap_or_else(|| format!("/{}", params.tf_static_topic))),
         }
     }
 }
@@ -137,6 +143,7 @@ impl NodeProcessor {
                 default_frame_id: params.lidar_frame_id.clone(),
                 cloud_capacity: params.cloud_capacity,
                 cloud_topic: inputs.cloud_topic.clone(),
+                extrinsics_source: params.extrinsics_source,
             },
             setups,
             start,
@@ -195,6 +202,12 @@ impl FrameProcessor for NodeProcessor {
             }
             Decoded::RigCalibration(m) if self.inputs.rig_topic.as_deref() == Some(topic) => {
                 match self.sync.on_rig_calibration(m, topic) {
+                    Ok(_) => Fed::Taken,
+                    Err(e) => why(e),
+                }
+            }
+            Decoded::TfMessage(m) if self.inputs.tf_static_topic.as_deref() == Some(topic) => {
+                match self.sync.on_static_transforms(&m.transforms, topic) {
                     Ok(_) => Fed::Taken,
                     Err(e) => why(e),
                 }

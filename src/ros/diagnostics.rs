@@ -71,6 +71,8 @@ pub struct NodeStatus {
     pub last_mode: Option<ModalityMask>,
     /// (camera, reason) masked in the last frame.
     pub masked: Vec<(String, String)>,
+    /// (camera, `tf_static` or `config`): where each camera of the last frame got its extrinsics.
+    pub extrinsics: Vec<(String, &'static str)>,
     pub lidar_alive: bool,
     pub last_latency_ms: Option<f64>,
     pub last_timings: StageTimings,
@@ -101,6 +103,7 @@ impl NodeStatus {
             camera_only_frames: 0,
             last_mode: None,
             masked: Vec::new(),
+            extrinsics: Vec::new(),
             lidar_alive: false,
             last_latency_ms: None,
             last_timings: StageTimings::default(),
@@ -181,6 +184,9 @@ impl NodeStatus {
         }
         for (cam, why) in &self.masked {
             iv.push(kv(&format!("masked.{cam}"), why.clone()));
+        }
+        for (cam, from) in &self.extrinsics {
+            iv.push(kv(&format!("extrinsics.{cam}"), from.to_string()));
         }
         for (k, w) in pending.iter().enumerate() {
             iv.push(kv(&format!("warning.{k}"), w.clone()));

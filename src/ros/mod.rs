@@ -11,3 +11,4 @@ pub mod params;
 pub mod pointcloud;
 pub mod segmentation;
 pub mod sync;
+pub mod tf_static;

@@ -10,13 +10,15 @@
 //! inputs `~/input/pointcloud`, `~/input/image_<i>`, `~/input/camera_info_<i>` (sensor-data
 //! QoS by default); outputs `~/output/objects`, `~/output/bev_segmentation`,
 //! `~/output/occupancy/<class>` (optional), `~/output/markers`, `~/debug/processing_time`,
-//! `/diagnostics`. Output header = the triggering cloud's header.
+//! `/diagnostics`. Output header = the triggering cloud's header. Extrinsics: `/tf_static`
+//! (reliable, transient local) when built with tf2_msgs, `cameras.<name>.lidar_to_camera`,
+//! or the optional RigCalibration topic, as `extrinsics_source` says.
 
 use super::convert::header;
 use super::detections::detections_to_msg;
 use super::diagnostics::{latency_ms, processing_time_msg, NodeStatus};
 use super::markers::detections_to_markers;
-use super::params::{NodeParams, Reliability, Transport};
+use super::params::{ExtrinsicsSource, NodeParams, Reliability, Transport};
 use super::segmentation::{segmentation_to_msg, segmentation_to_occupancy_grids};
 use super::sync::{CameraSetup, FrameJob, ImageMsg, SyncConfig, Synchronizer, Trigger};
 use crate::pipeline::frame_pipeline::ms;
@@ -35,6 +37,34 @@ use std::time::{Duration, Instant};
 
 /// Default node name.
 pub const NODE_NAME: &str = "bevfusion_node";
+
+/// True when this build subscribes to /tf_static: r2r generated tf2_msgs (build.rs sets
+/// `altermoma_tf2_msgs` when tf2_msgs is installed and let through IDL_PACKAGE_FILTER).
+pub const READS_TF_STATIC: bool = cfg!(altermoma_tf2_msgs);
+
+/// Refuse parameters that need /tf_static in a build that cannot read it.
+pub fn check_tf_static_support(params: &NodeParams) -> Result<()> {
+    if READS_TF_STATIC || !params.extrinsics_source.reads_tf_static() {
+        return Ok(());
+    }
+    const WHY: &str = "this build has no tf2_msgs, so /tf_static is not read (rebuild with tf2_msgs \
+                       installed and listed in IDL_PACKAGE_FILTER; ./setup.sh provides it)";
+    if params.extrinsics_source == ExtrinsicsSource::TfStatic {
+        bail!("parameter `extrinsics_source` is tf_static but {WHY}");
+    }
+    let missing: Vec<&str> = (0..params.camera_names.len())
+        .filter(|&i| params.cam_to_lidar(i).is_none())
+        .map(|i| params.camera_names[i].as_str())
+        .collect();
+    if !missing.is_empty() && params.rig_calibration_topic.is_empty() {
+        bail!(
+            "camera(s) {} have no `lidar_to_camera` and no `rig_calibration_topic` is set, but {WHY}",
+            missing.join(", ")
+        );
+    }
+    tracing::warn!("{WHY}: extrinsics come from the parameters");
+    Ok(())
+}
 
 /// The node's own topic names (relative, before remapping) for `num_cameras` cameras with the
 /// default per-camera topics: inputs first, then outputs (occupancy grids included).
@@ -188,6 +218,7 @@ fn inference_loop(
         s.last_mode = Some(out.mode);
         s.last_latency_ms = Some(latency);
         s.last_timings = out.timings;
+        s.extrinsics = job.extrinsics_sources().into_iter().map(|(n, e)| (n, e.as_str())).collect();
         let reasons = job.mask_reasons();
         s.masked = out
             .masked_cameras
@@ -207,6 +238,7 @@ fn inference_loop(
 /// warms the pipeline up before any subscription exists (nothing is lost or queued while
 /// the model loads).
 pub fn run(params: NodeParams, make_pipeline: PipelineFactory, stop: Arc<AtomicBool>) -> Result<()> {
+    check_tf_static_support(&params)?;
     let params = Arc::new(params);
     let n_cams = params.camera_names.len();
     let slot = Arc::new(LatestSlot::<FrameJob>::new());
@@ -358,6 +390,18 @@ fn spin_node(
         display.push(rig_topic.clone());
     }
     let rig_input = display.len() - 1;
+    // /tf_static (when built with tf2_msgs and extrinsics_source reads it) is the last input
+    let tf_topic = expand_topic(&params.tf_static_topic, &fq_name);
+    #[cfg(altermoma_tf2_msgs)]
+    let mut tf_sub: Option<BoxStream<r2r::tf2_msgs::msg::TFMessage>> = None;
+    #[cfg(altermoma_tf2_msgs)]
+    if params.extrinsics_source.reads_tf_static() {
+        // as tf2's static listener: reliable, transient local, room for many broadcasters
+        let q = QosProfile::default().keep_last(100).reliable().transient_local();
+        tf_sub = Some(Box::new(node.subscribe(&params.tf_static_topic, q)?));
+        display.push(tf_topic.clone());
+    }
+    let tf_input = display.len() - 1;
     let status = Arc::new(Mutex::new(NodeStatus::new(&fq_name, device, model, &display)));
     let lock = || status.lock().unwrap_or_else(|e| e.into_inner());
     let start = Instant::now();
@@ -368,6 +412,7 @@ fn spin_node(
             default_frame_id: params.lidar_frame_id.clone(),
             cloud_capacity: params.cloud_capacity,
             cloud_topic: expand_topic(&params.pointcloud_topic, &fq_name),
+            extrinsics_source: params.extrinsics_source,
         },
         setups,
         start,
@@ -394,6 +439,17 @@ fn spin_node(
                 match sync.on_rig_calibration(&m, &rig_topic) {
                     Ok(names) => tracing::info!("rig calibration for {}", names.join(", ")),
                     Err(e) => s.rejected(rig_input, &e),
+                }
+            }
+        }
+        #[cfg(altermoma_tf2_msgs)]
+        if let Some(sub) = tf_sub.as_mut() {
+            while let Some(m) = sub.next().now_or_never().flatten() {
+                let mut s = lock();
+                s.received(tf_input, now);
+                match sync.on_static_transforms(&m.transforms, &tf_topic) {
+                    Ok(frames) => tracing::info!("static transforms for {}", frames.join(", ")),
+                    Err(e) => s.rejected(tf_input, &e),
                 }
             }
         }

@@ -6,9 +6,10 @@
 //! plain name; later files and `-p` overrides win. Nested maps in the file are the dotted
 //! parameter names ROS uses (`cameras.CAM_FRONT.lidar_to_camera`, `qos.input_depth`).
 //!
-//! /tf_static as a source of extrinsics needs `tf2_msgs`, which this build environment does
-//! not have (TODO: a `tf` cargo feature that subscribes to /tf_static when the robot has it).
-//! Extrinsics come from `cameras.<name>.lidar_to_camera`.
+//! Extrinsics come from /tf_static (the chain from the cloud's frame to each image's frame),
+//! `cameras.<name>.lidar_to_camera` or an `altermoma_msgs/RigCalibration` topic, as
+//! `extrinsics_source` says. The node reads /tf_static when it was built with tf2_msgs
+//! (`setup.sh` provides it where ROS lacks it); bag replay reads it from the bag.
 
 use crate::config::{ensure, locate_field, ConfigError, FieldError};
 use nalgebra::{Isometry3, Matrix3, Matrix4, Rotation3, Translation3, UnitQuaternion};
@@ -80,6 +81,25 @@ pub struct CameraParams {
     pub camera_info_topic: Option<String>,
 }
 
+/// Where camera extrinsics come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExtrinsicsSource {
+    /// /tf_static where it joins the cloud's frame to the image's frame, otherwise the
+    /// configured extrinsics (`lidar_to_camera`, `rig_calibration_topic`).
+    Auto,
+    /// Only `lidar_to_camera` and `rig_calibration_topic`; /tf_static is not read.
+    Config,
+    /// Only /tf_static: a camera is masked until its frame is joined to the cloud's.
+    TfStatic,
+}
+
+impl ExtrinsicsSource {
+    pub fn reads_tf_static(self) -> bool {
+        self != ExtrinsicsSource::Config
+    }
+}
+
 /// How boxes are drawn in `~/output/markers`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -119,6 +139,12 @@ pub struct NodeParams {
     /// /tf_static) override `lidar_to_camera`; cameras without any are masked until it arrives.
     #[serde(default)]
     pub rig_calibration_topic: String,
+    /// `auto`, `config` or `tf_static` (see [`ExtrinsicsSource`]).
+    #[serde(default = "d_extrinsics_source")]
+    pub extrinsics_source: ExtrinsicsSource,
+    /// Topic of static transforms (tf2_msgs/TFMessage, transient local).
+    #[serde(default = "d_tf_static_topic")]
+    pub tf_static_topic: String,
     /// An image is used with a cloud when their stamps differ by at most this (s).
     #[serde(default = "d_delay")]
     pub max_camera_lidar_delay: f64,
@@ -167,6 +193,12 @@ fn d_output_depth() -> usize {
 }
 fn d_raw() -> Transport {
     Transport::Raw
+}
+fn d_extrinsics_source() -> ExtrinsicsSource {
+    ExtrinsicsSource::Auto
+}
+fn d_tf_static_topic() -> String {
+    "/tf_static".into()
 }
 fn d_auto() -> String {
     "auto".into()
@@ -251,6 +283,11 @@ impl NodeParams {
             "half precision needs a CUDA device (device is cpu)",
         )?;
         ensure(!self.pointcloud_topic.trim().is_empty(), "pointcloud_topic", "must not be empty")?;
+        ensure(
+            !(self.extrinsics_source.reads_tf_static() && self.tf_static_topic.trim().is_empty()),
+            "tf_static_topic",
+            "must not be empty while extrinsics_source reads /tf_static",
+        )?;
         for (i, n) in self.camera_names.iter().enumerate() {
             ensure(
                 !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
@@ -259,9 +296,12 @@ impl NodeParams {
             )?;
             ensure(!self.camera_names[..i].contains(n), "camera_names", format!("`{n}` is listed twice"))?;
             ensure(
-                self.cameras.contains_key(n) || !self.rig_calibration_topic.is_empty(),
+                self.cameras.contains_key(n) || self.extrinsics_elsewhere(),
                 "cameras",
-                format!("camera `{n}` has no entry (needs `lidar_to_camera`, or set `rig_calibration_topic`)"),
+                format!(
+                    "camera `{n}` has no entry (needs `lidar_to_camera`, or set `rig_calibration_topic`, \
+                     or extrinsics_source auto/tf_static to take it from /tf_static)"
+                ),
             )?;
         }
         for (name, c) in &self.cameras {
@@ -276,9 +316,9 @@ impl NodeParams {
                         .map_err(|m| FieldError::new(format!("cameras.{name}.lidar_to_camera"), m))?;
                 }
                 None => ensure(
-                    !self.rig_calibration_topic.is_empty(),
+                    self.extrinsics_elsewhere(),
                     &format!("cameras.{name}"),
-                    "no `lidar_to_camera` (and no `rig_calibration_topic` to take it from)",
+                    "no `lidar_to_camera` (and extrinsics_source is config without a `rig_calibration_topic`)",
                 )?,
             }
         }
@@ -320,6 +360,11 @@ impl NodeParams {
         ensure(self.qos.input_depth >= 1, "qos.input_depth", "must be at least 1")?;
         ensure(self.qos.output_depth >= 1, "qos.output_depth", "must be at least 1")?;
         Ok(())
+    }
+
+    /// True when cameras may lack `lidar_to_camera`: another source can supply it.
+    fn extrinsics_elsewhere(&self) -> bool {
+        !self.rig_calibration_topic.is_empty() || self.extrinsics_source.reads_tf_static()
     }
 
     fn camera(&self, i: usize) -> Option<&CameraParams> {
@@ -671,7 +716,11 @@ mod tests {
         let e = load_params(&[f], &[], "n", "/").unwrap_err();
         assert!(e.to_string().contains("devize"), "{e}");
 
-        let f = write(&d, "u.yaml", &GOOD.replace("camera_names: [CAM_FRONT]", "camera_names: [CAM_FRONT, CAM_BACK]"));
+        // a camera without extrinsics, where nothing but the parameters may supply them
+        let text = GOOD
+            .replace("camera_names: [CAM_FRONT]", "camera_names: [CAM_FRONT, CAM_BACK]")
+            .replace("device: cpu", "device: cpu\n    extrinsics_source: config");
+        let f = write(&d, "u.yaml", &text);
         let e = load_params(&[f], &[], "n", "/").unwrap_err();
         assert!(e.to_string().contains("CAM_BACK"), "{e}");
 
@@ -694,17 +743,28 @@ mod tests {
     }
 
     #[test]
-    fn extrinsics_may_come_from_the_rig_calibration_topic() {
+    fn extrinsics_may_come_from_tf_static_or_the_rig_calibration_topic() {
         let d = tempfile::tempdir().unwrap();
         let text = "/**:\n  ros__parameters:\n    model_path: m\n    camera_names: [CAM_A, CAM_B]\n    \
                     cameras:\n      CAM_B:\n        transport: compressed\n";
         let f = write(&d, "p.yaml", text);
-        let e = load_params(&[f.clone()], &[], "n", "/").unwrap_err();
+        // by default (auto) they may come from /tf_static
+        let p = load_params(&[f.clone()], &[], "n", "/").unwrap();
+        assert_eq!((p.extrinsics_source, p.tf_static_topic.as_str()), (ExtrinsicsSource::Auto, "/tf_static"));
+        assert!(p.cam_to_lidar(0).is_none() && p.cam_to_lidar(1).is_none());
+        let config = ("extrinsics_source".to_string(), "config".to_string());
+        let e = load_params(&[f.clone()], &[config.clone()], "n", "/").unwrap_err();
         assert!(e.to_string().contains("rig_calibration_topic"), "{e}");
-        let o = vec![("rig_calibration_topic".to_string(), "/rig".to_string())];
-        let p = load_params(&[f], &o, "n", "/").unwrap();
+        let o = vec![config, ("rig_calibration_topic".to_string(), "/rig".to_string())];
+        let p = load_params(&[f.clone()], &o, "n", "/").unwrap();
         assert!(p.cam_to_lidar(0).is_none() && p.cam_to_lidar(1).is_none());
         assert_eq!((p.transport(0), p.transport(1)), (Transport::Raw, Transport::Compressed));
+        let o = vec![("tf_static_topic".to_string(), "".to_string())];
+        let e = load_params(&[f.clone()], &o, "n", "/").unwrap_err();
+        assert!(e.to_string().contains("tf_static_topic"), "{e}");
+        let o = vec![("extrinsics_source".to_string(), "tf".to_string())];
+        let e = load_params(&[f], &o, "n", "/").unwrap_err();
+        assert!(e.to_string().contains("extrinsics_source"), "{e}");
     }
 
     #[test]

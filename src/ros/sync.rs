@@ -7,16 +7,24 @@
 //! (wall time), [`Synchronizer::on_tick`] (called by a timer at `camera_only_rate`) makes
 //! camera-only frames from new images, stamped with the newest image's stamp.
 //!
+//! A camera's extrinsics come from /tf_static (the chain from the cloud's frame to the
+//! image's frame, looked up when the frame is assembled) or from the configuration
+//! (`lidar_to_camera`, a RigCalibration message), as [`ExtrinsicsSource`] says; each ready
+//! camera records which one it used.
+//!
 //! Everything here is plain logic on r2r message types with the time passed in, so bag
 //! replay can drive it with recorded times and tests can drive it without ROS.
 
 use super::camera_info::{camera_info_to_intrinsics, Intrinsics};
 use super::convert::{stamp_to_ns, ConvertError};
 use super::image::{check_image, compressed_dimensions, compressed_to_rgb, image_to_rgb};
+use super::params::ExtrinsicsSource;
 use super::pointcloud::pointcloud_to_points;
+use super::tf_static::StaticTransforms;
 use crate::data::{CameraCalib, Points};
 use crate::pipeline::{CameraImage, FrameInput};
 use nalgebra::Isometry3;
+use r2r::geometry_msgs::msg::TransformStamped;
 use r2r::sensor_msgs::msg::{CameraInfo, CompressedImage, Image, PointCloud2};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -63,7 +71,7 @@ pub struct CameraSetup {
     pub name: String,
     pub image_topic: String,
     pub info_topic: String,
-    /// None until a RigCalibration provides it (the camera is masked meanwhile).
+    /// From the parameters or a RigCalibration; None until one provides it.
     pub cam_to_lidar: Option<Isometry3<f64>>,
 }
 
@@ -77,12 +85,30 @@ pub struct SyncConfig {
     pub default_frame_id: String,
     pub cloud_capacity: usize,
     pub cloud_topic: String,
+    pub extrinsics_source: ExtrinsicsSource,
+}
+
+/// Where a ready camera's extrinsics came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExtrinsicsFrom {
+    TfStatic,
+    /// `lidar_to_camera` or a RigCalibration.
+    Config,
+}
+
+impl ExtrinsicsFrom {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExtrinsicsFrom::TfStatic => "tf_static",
+            ExtrinsicsFrom::Config => "config",
+        }
+    }
 }
 
 /// A camera's part of a frame.
 #[derive(Clone, Debug)]
 pub enum CameraSlot {
-    Ready { image: Arc<ImageMsg>, calib: CameraCalib },
+    Ready { image: Arc<ImageMsg>, calib: CameraCalib, extrinsics: ExtrinsicsFrom },
     Masked(String),
 }
 
@@ -121,7 +147,7 @@ impl FrameJob {
             .enumerate()
             .map(|(i, slot)| match slot {
                 CameraSlot::Masked(_) => None,
-                CameraSlot::Ready { image, calib } => match image.to_rgb() {
+                CameraSlot::Ready { image, calib, .. } => match image.to_rgb() {
                     Ok(rgb) => Some(CameraImage { image: rgb, calib: calib.clone(), stamp_ns: image.stamp_ns() }),
                     Err(e) => {
                         let e = e.on_topic(&self.image_topics[i]);
@@ -153,6 +179,18 @@ impl FrameJob {
             })
             .collect()
     }
+
+    /// (camera name, where its extrinsics came from) of every ready camera.
+    pub fn extrinsics_sources(&self) -> Vec<(String, ExtrinsicsFrom)> {
+        self.cameras
+            .iter()
+            .zip(&self.camera_names)
+            .filter_map(|(s, n)| match s {
+                CameraSlot::Ready { extrinsics, .. } => Some((n.clone(), *extrinsics)),
+                CameraSlot::Masked(_) => None,
+            })
+            .collect()
+    }
 }
 
 struct CameraState {
@@ -172,6 +210,7 @@ pub struct Synchronizer {
     last_frame_id: Option<String>,
     last_camera_only_stamp: Option<i64>,
     start: Instant,
+    tf: StaticTransforms,
 }
 
 fn secs(ns: i64) -> f64 {
@@ -198,6 +237,7 @@ impl Synchronizer {
             last_frame_id: None,
             last_camera_only_stamp: None,
             start,
+            tf: StaticTransforms::new(),
         }
     }
 
@@ -257,6 +297,38 @@ impl Synchronizer {
             }
         }
         Ok(updated)
+    }
+
+    /// A tf2_msgs/TFMessage from /tf_static (its transforms). A malformed message is rejected
+    /// whole; returns the child frames added. Ignored (empty list) when `extrinsics_source` is
+    /// `config`.
+    pub fn on_static_transforms(
+        &mut self,
+        transforms: &[TransformStamped],
+        topic: &str,
+    ) -> Result<Vec<String>, ConvertError> {
+        if !self.cfg.extrinsics_source.reads_tf_static() {
+            return Ok(Vec::new());
+        }
+        self.tf.insert(transforms).map_err(|e| e.on_topic(topic))
+    }
+
+    /// A camera's extrinsics for a frame in `lidar_frame`, or why there are none.
+    fn extrinsics(&self, c: &CameraState, lidar_frame: &str, image: &ImageMsg) -> Result<(Isometry3<f64>, ExtrinsicsFrom), String> {
+        let source = self.cfg.extrinsics_source;
+        let camera_frame = image.header().frame_id.as_str();
+        if source.reads_tf_static() {
+            if let Some(t) = self.tf.lookup(lidar_frame, camera_frame) {
+                return Ok((t, ExtrinsicsFrom::TfStatic));
+            }
+        }
+        match (source, c.setup.cam_to_lidar) {
+            (ExtrinsicsSource::TfStatic, _) | (ExtrinsicsSource::Auto, None) => {
+                Err(format!("no extrinsics yet: {}", self.tf.explain_missing(lidar_frame, camera_frame)))
+            }
+            (_, Some(t)) => Ok((t, ExtrinsicsFrom::Config)),
+            (ExtrinsicsSource::Config, None) => Err("no extrinsics yet (waiting for the rig calibration)".into()),
+        }
     }
 
     /// An image for camera `i`: checked (layout, size against the CameraInfo, stamp order)
@@ -372,11 +444,12 @@ impl Synchronizer {
                 let Some(info) = &c.info else {
                     return CameraSlot::Masked(format!("no valid camera_info on {}", c.setup.info_topic));
                 };
-                let Some(cam_to_lidar) = c.setup.cam_to_lidar else {
-                    return CameraSlot::Masked("no extrinsics yet (waiting for the rig calibration)".into());
-                };
                 let Some(img) = &c.image else {
                     return CameraSlot::Masked(format!("no image on {}", c.setup.image_topic));
+                };
+                let (cam_to_lidar, extrinsics) = match self.extrinsics(c, &frame_id, img) {
+                    Ok(e) => e,
+                    Err(why) => return CameraSlot::Masked(why),
                 };
                 let dt = img.stamp_ns() - stamp;
                 if dt.abs() > max {
@@ -393,6 +466,7 @@ impl Synchronizer {
                     )),
                     Err(e) => CameraSlot::Masked(e.to_string()),
                     Ok(_) => CameraSlot::Ready {
+                        extrinsics,
                         image: img.clone(),
                         calib: CameraCalib {
                             name: c.setup.name.clone(),
@@ -444,6 +518,7 @@ mod tests {
             default_frame_id: "lidar_top".into(),
             cloud_capacity: 1000,
             cloud_topic: "/cloud".into(),
+            extrinsics_source: ExtrinsicsSource::Auto,
         };
         Synchronizer::new(cfg, cams, start)
     }
@@ -521,6 +596,66 @@ mod tests {
         assert_eq!(s.on_rig_calibration(&msg, "/rig").unwrap_err().field, "camera_to_lidar[0]");
         msg.camera_to_lidar.pop();
         assert!(s.on_rig_calibration(&msg, "/rig").is_err());
+    }
+
+    #[test]
+    fn tf_static_supplies_extrinsics_as_extrinsics_source_says() {
+        use r2r::geometry_msgs::msg::{Quaternion, Transform, Vector3};
+        let tf = |parent: &str, child: &str, x: f64| TransformStamped {
+            header: header(0, parent),
+            child_frame_id: child.into(),
+            transform: Transform {
+                translation: Vector3 { x, y: 0.0, z: 0.0 },
+                rotation: Quaternion { x: 0.0, y: 0.0, z: 0.0, w: 1.0 },
+            },
+        };
+        let source = |job: &FrameJob| -> Vec<(f64, ExtrinsicsFrom)> {
+            job.cameras
+                .iter()
+                .filter_map(|c| match c {
+                    CameraSlot::Ready { calib, extrinsics, .. } => Some((calib.cam_to_lidar.translation.x, *extrinsics)),
+                    CameraSlot::Masked(_) => None,
+                })
+                .collect()
+        };
+        let t = Instant::now();
+        for mode in [ExtrinsicsSource::Auto, ExtrinsicsSource::Config, ExtrinsicsSource::TfStatic] {
+            let mut s = sync(t);
+            s.cfg.extrinsics_source = mode;
+            s.cams[1].setup.cam_to_lidar = None; // camera 1 has nothing configured
+            for i in 0..2 {
+                s.on_camera_info(i, &info(8)).unwrap();
+                s.on_image(i, image(S, 8)).unwrap(); // both images in frame `cam`
+            }
+            let before = s.on_cloud(&cloud(S), t).unwrap(); // cloud frame `lidar`
+            // base_link -> lidar at x = 1, base_link -> cam at x = 3: cam in lidar at x = 2
+            let msg = [tf("base_link", "lidar", 1.0), tf("/base_link", "cam", 3.0)];
+            let added = s.on_static_transforms(&msg, "/tf_static").unwrap();
+            let after = s.on_cloud(&cloud(S + 1), t).unwrap();
+            let why = before.mask_reasons();
+            match mode {
+                ExtrinsicsSource::Auto => {
+                    assert_eq!(source(&before), vec![(0.0, ExtrinsicsFrom::Config)]);
+                    assert!(why[0].1.contains("/tf_static has no frame `lidar`"), "{why:?}");
+                    assert_eq!(source(&after), vec![(2.0, ExtrinsicsFrom::TfStatic); 2]);
+                }
+                ExtrinsicsSource::Config => {
+                    assert!(added.is_empty());
+                    assert!(why[0].1.contains("rig calibration"), "{why:?}");
+                    assert_eq!(source(&after), vec![(0.0, ExtrinsicsFrom::Config)]);
+                }
+                ExtrinsicsSource::TfStatic => {
+                    assert!(source(&before).is_empty(), "configured extrinsics are not used");
+                    assert_eq!(why.len(), 2);
+                    assert_eq!(source(&after), vec![(2.0, ExtrinsicsFrom::TfStatic); 2]);
+                    assert_eq!(after.extrinsics_sources()[1], ("CAM_1".to_string(), ExtrinsicsFrom::TfStatic));
+                }
+            }
+        }
+        // a malformed message is reported on its topic and changes nothing
+        let mut s = sync(t);
+        let e = s.on_static_transforms(&[tf("a", "a", 0.0)], "/tf_static").unwrap_err();
+        assert_eq!((e.topic.as_deref(), e.field.as_str()), (Some("/tf_static"), "transforms[0].child_frame_id"));
     }
 
     #[test]

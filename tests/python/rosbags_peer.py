@@ -88,6 +88,9 @@ def write(bag, out, storage):
     Seg = T["altermoma_msgs/msg/BevSegmentation"]
     GT = T["altermoma_msgs/msg/FrameGroundTruth"]
     Rig = T["altermoma_msgs/msg/RigCalibration"]
+    TF = T["tf2_msgs/msg/TFMessage"]
+    TransformStamped = T["geometry_msgs/msg/TransformStamped"]
+    Transform = T["geometry_msgs/msg/Transform"]
 
     rng = np.random.default_rng(5)
     t0 = 1_700_000_000_000_000_000
@@ -126,6 +129,7 @@ def write(bag, out, storage):
         conns = {}
         for topic, typ in [
             ("/calibration", "altermoma_msgs/msg/RigCalibration"),
+            ("/tf_static", "tf2_msgs/msg/TFMessage"),
             ("/lidar_top", "sensor_msgs/msg/PointCloud2"),
             ("/cam_front/image", "sensor_msgs/msg/Image"),
             ("/cam_front/compressed", "sensor_msgs/msg/CompressedImage"),
@@ -139,6 +143,16 @@ def write(bag, out, storage):
             written.append({"topic": topic, "t": t, "msg": to_json(msg)})
 
         put("/calibration", t0, Rig(header=header(0, "lidar_top"), camera_names=["CAM_FRONT"], camera_to_lidar=[pose(1.0, -1.57)]))
+
+        def tf(parent, child, x, yaw):
+            p = pose(x, yaw)
+            return TransformStamped(
+                header=header(0, parent),
+                child_frame_id=child,
+                transform=Transform(translation=Vec3(x=p.position.x, y=p.position.y, z=p.position.z), rotation=p.orientation),
+            )
+
+        put("/tf_static", t0, TF(transforms=[tf("base_link", "lidar_top", 0.9, 0.01), tf("base_link", "cam_front", 1.5, -1.57)]))
         for i in range(6):
             t = t0 + i * 100_000_000
             n = 50 + i
