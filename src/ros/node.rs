@@ -391,6 +391,7 @@ fn spin_node(
     }
     let rig_input = display.len() - 1;
     // /tf_static (when built with tf2_msgs and extrinsics_source reads it) is the last input
+    #[cfg(altermoma_tf2_msgs)]
     let tf_topic = expand_topic(&params.tf_static_topic, &fq_name);
     #[cfg(altermoma_tf2_msgs)]
     let mut tf_sub: Option<BoxStream<r2r::tf2_msgs::msg::TFMessage>> = None;
@@ -401,6 +402,7 @@ fn spin_node(
         tf_sub = Some(Box::new(node.subscribe(&params.tf_static_topic, q)?));
         display.push(tf_topic.clone());
     }
+    #[cfg(altermoma_tf2_msgs)]
     let tf_input = display.len() - 1;
     let status = Arc::new(Mutex::new(NodeStatus::new(&fq_name, device, model, &display)));
     let lock = || status.lock().unwrap_or_else(|e| e.into_inner());
