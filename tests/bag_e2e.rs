@@ -74,23 +74,16 @@ fn gen_bag_replay_gives_the_metrics_of_offline_eval() {
     let ck = dir.path().join("tiny.safetensors");
     LoadedModel::new(&cfg, tch::Device::Cpu).unwrap().save(&ck, &BTreeMap::new()).unwrap();
 
-    let text = altermoma(&[
-        "replay",
-        "--bag",
-        &d("bag"),
-        "--model",
-        &ck.to_string_lossy(),
-        "--param",
-        "num_threads=2",
-        "--param",
-        "device=cpu",
-        "--out",
-        &d("replay"),
-        "--record",
-        &d("outputs"),
-        "--quiet",
-    ]);
-    assert!(text.contains("6 frames (0 dropped)"), "{text}");
+    // `altermoma replay` of the bag on the CPU into `out`, with `extra` arguments
+    let replay = |out: &str, extra: &[&str]| {
+        let (bag, model, out) = (d("bag"), ck.to_string_lossy().into_owned(), d(out));
+        let mut args = vec!["replay", "--bag", &bag, "--model", &model, "--param", "num_threads=2"];
+        args.extend(["--param", "device=cpu", "--out", &out, "--quiet"]);
+        args.extend(extra);
+        let text = altermoma(&args);
+        assert!(text.contains("6 frames (0 dropped)"), "{text}");
+    };
+    replay("replay", &["--record", &d("outputs")]);
 
     // Offline: the dataset's frames through the same pipeline, scored by `altermoma eval`.
     let data = altermoma::data::open_dataset(&dir.path().join("data"), None).unwrap();
@@ -142,23 +135,7 @@ fn gen_bag_replay_gives_the_metrics_of_offline_eval() {
     // gen-bag writes the extrinsics twice: the rig calibration and the vehicle's /tf_static
     // tree (base_link -> lidar_top, base_link -> each camera). Taken from /tf_static alone,
     // every frame is fused and the detections are the same.
-    let text = altermoma(&[
-        "replay",
-        "--bag",
-        &d("bag"),
-        "--model",
-        &ck.to_string_lossy(),
-        "--param",
-        "num_threads=2",
-        "--param",
-        "device=cpu",
-        "--param",
-        "extrinsics_source=tf_static",
-        "--out",
-        &d("replay_tf"),
-        "--quiet",
-    ]);
-    assert!(text.contains("6 frames (0 dropped)"), "{text}");
+    replay("replay_tf", &["--param", "extrinsics_source=tf_static"]);
     let via_tf = read_json(&dir.path().join("replay_tf/detections.json"));
     same_numbers(&via_tf["results"], &theirs["results"], "results via /tf_static", 1e-5, &[]);
 

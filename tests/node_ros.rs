@@ -609,6 +609,38 @@ fn an_rclpy_client_gets_the_same_results() {
     node.stop();
 }
 
+/// Send frames until the node answers LiDAR-only with the diagnostics saying `why` (the
+/// cameras have no extrinsics yet); returns the last stamp sent.
+fn until_lidar_only_because(peer: &mut Peer, rig: &[altermoma::data::CameraCalib], spec: &SyntheticSpec, why: &str) -> i64 {
+    let mut stamp = now_ns();
+    for k in 0.. {
+        assert!(k < 60, "no LiDAR-only frame explained by `{why}`");
+        stamp += FRAME;
+        let f = synthetic_input(spec, rig, 1, stamp, "lidar_top");
+        peer.publish_infos(&f);
+        peer.publish_frame(&f);
+        peer.pump(Duration::from_millis(300));
+        let explained = peer.diags.iter().any(|d| diag_text(d).contains(why));
+        if explained && peer.objects.last().is_some_and(|o| o.mode == "lidar_only") {
+            break;
+        }
+    }
+    assert!(peer.objects.iter().all(|o| o.mode == "lidar_only"));
+    stamp
+}
+
+/// Send frames after `stamp` until one comes back fused; returns it and its stamp.
+fn until_fused(peer: &mut Peer, rig: &[altermoma::data::CameraCalib], spec: &SyntheticSpec, mut stamp: i64) -> (FrameInput, i64) {
+    loop {
+        stamp += FRAME;
+        let f = synthetic_input(spec, rig, 2, stamp, "lidar_top");
+        peer.publish_frame(&f);
+        if peer.objects_at(stamp, T).mode == "fusion" {
+            return (f, stamp);
+        }
+    }
+}
+
 #[test]
 fn extrinsics_can_come_from_a_rig_calibration_topic() {
     if !common::ros_isolated("extrinsics_can_come_from_a_rig_calibration_topic") {
@@ -624,20 +656,7 @@ fn extrinsics_can_come_from_a_rig_calibration_topic() {
     let _node = RunningNode::start_stand_in(params.clone(), Duration::ZERO);
     let mut peer = Peer::new(&[false, false]);
     // no extrinsics yet: LiDAR-only, and the diagnostics say why
-    let mut stamp = now_ns();
-    for k in 0.. {
-        assert!(k < 60, "no LiDAR-only frame explained by missing extrinsics");
-        stamp += FRAME;
-        let f = synthetic_input(&spec, &rig, 1, stamp, "lidar_top");
-        peer.publish_infos(&f);
-        peer.publish_frame(&f);
-        peer.pump(Duration::from_millis(300));
-        let explained = peer.diags.iter().any(|d| diag_text(d).contains("masked.CAM_B = no extrinsics yet"));
-        if explained && peer.objects.last().is_some_and(|o| o.mode == "lidar_only") {
-            break;
-        }
-    }
-    assert!(peer.objects.iter().all(|o| o.mode == "lidar_only"));
+    let stamp = until_lidar_only_because(&mut peer, &rig, &spec, "masked.CAM_B = no extrinsics yet");
     // a transient-local RigCalibration (as /tf_static) brings the cameras in
     let q = r2r::QosProfile::default().keep_last(1).reliable().transient_local();
     let rig_pub =
@@ -659,15 +678,7 @@ fn extrinsics_can_come_from_a_rig_calibration_topic() {
         camera_to_lidar: poses,
     };
     rig_pub.publish(&msg).unwrap();
-    let f = loop {
-        stamp += FRAME;
-        let f = synthetic_input(&spec, &rig, 2, stamp, "lidar_top");
-        peer.publish_frame(&f);
-        let o = peer.objects_at(stamp, T);
-        if o.mode == "fusion" {
-            break f;
-        }
-    };
+    let (f, stamp) = until_fused(&mut peer, &rig, &spec, stamp);
     check_frame(&peer.objects_at(stamp, T), &expected(&params, &f));
 }
 
@@ -698,23 +709,8 @@ fn extrinsics_come_from_tf_static_through_a_chain_of_frames() {
     let spec = SyntheticSpec::default();
     let node = RunningNode::start_stand_in(params.clone(), Duration::ZERO);
     let mut peer = Peer::new(&[false, false]);
-    let mut stamp = now_ns();
-    for k in 0.. {
-        assert!(k < 60, "no LiDAR-only frame explained by the missing transforms");
-        stamp += FRAME;
-        let f = synthetic_input(&spec, &rig, 1, stamp, "lidar_top");
-        peer.publish_infos(&f);
-        peer.publish_frame(&f);
-        peer.pump(Duration::from_millis(300));
-        let explained = peer
-            .diags
-            .iter()
-            .any(|d| diag_text(d).contains("masked.CAM_B = no extrinsics yet: /tf_static has no frame `lidar_top`"));
-        if explained && peer.objects.last().is_some_and(|o| o.mode == "lidar_only") {
-            break;
-        }
-    }
-    assert!(peer.objects.iter().all(|o| o.mode == "lidar_only"));
+    let why = "masked.CAM_B = no extrinsics yet: /tf_static has no frame `lidar_top`";
+    let stamp = until_lidar_only_because(&mut peer, &rig, &spec, why);
 
     // a vehicle's tree: base_link -> lidar_top, base_link -> <cam>_mount -> <cam> (the image's
     // frame), with the mounts chosen so that the chain gives the rig's camera-to-LiDAR poses
@@ -742,15 +738,7 @@ fn extrinsics_come_from_tf_static_through_a_chain_of_frames() {
     let q = r2r::QosProfile::default().keep_last(1).reliable().transient_local();
     let tf_pub = peer.node.create_publisher::<r2r::tf2_msgs::msg::TFMessage>("/tf_static", q).unwrap();
     tf_pub.publish(&r2r::tf2_msgs::msg::TFMessage { transforms }).unwrap();
-    let f = loop {
-        stamp += FRAME;
-        let f = synthetic_input(&spec, &rig, 2, stamp, "lidar_top");
-        peer.publish_frame(&f);
-        let o = peer.objects_at(stamp, T);
-        if o.mode == "fusion" {
-            break f;
-        }
-    };
+    let (f, mut stamp) = until_fused(&mut peer, &rig, &spec, stamp);
     // the stand-in puts a box 10 m along each camera's optical axis: the extrinsics are used
     check_frame(&peer.objects_at(stamp, T), &expected(&params, &f));
     let d = peer.diagnostic_with(&["extrinsics.CAM_A = tf_static", "extrinsics.CAM_B = tf_static"], T);
