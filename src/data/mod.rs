@@ -26,7 +26,7 @@ pub mod tokens;
 pub mod world;
 
 pub use dataset::Dataset;
-pub use frame::{Annotation, BevMap, CameraCalib, CameraFrame, Frame, Points, POINT_DIMS};
+pub use frame::{Annotation, BevMap, CameraCalib, CameraFrame, Frame, Points, SharedImage, POINT_DIMS};
 
 /// Open a dataset folder: nuScenes layout (`<dir>/v1.0-*/`; `version` picks the folder when
 /// there are several) or KITTI object layout (`velodyne/`, `calib/`, ... or `training/...`).

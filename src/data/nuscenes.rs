@@ -422,7 +422,7 @@ impl NuScenesDataset {
                     intrinsics: Self::intrinsics(cs)?,
                     cam_to_lidar,
                 },
-                image: Some(img),
+                image: Some(std::sync::Arc::new(img)),
                 timestamp_us: rec.timestamp,
             });
         }

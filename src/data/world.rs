@@ -304,7 +304,7 @@ impl SyntheticWorld {
             }
             cameras.push(CameraFrame {
                 calib: calib.clone(),
-                image: Some(r.image),
+                image: Some(std::sync::Arc::new(r.image)),
                 timestamp_us: ts,
             });
         }

@@ -5,13 +5,14 @@
 //! then call the same [`crate::pipeline::FramePipeline::run`], so the same bytes in give the
 //! same detections out.
 
-use crate::data::{CameraCalib, CameraFrame, Frame, Points, POINT_DIMS};
+use crate::data::{CameraCalib, CameraFrame, Frame, Points, SharedImage, POINT_DIMS};
 use nalgebra::{Isometry3, Matrix3, Translation3, UnitQuaternion};
 
-/// One camera's contribution to a frame: the RGB image with its calibration.
+/// One camera's contribution to a frame: the RGB image (shared, not copied) with its
+/// calibration.
 #[derive(Clone, Debug)]
 pub struct CameraImage {
-    pub image: image::RgbImage,
+    pub image: SharedImage,
     pub calib: CameraCalib,
     /// Capture time (header stamp) in nanoseconds since the epoch.
     pub stamp_ns: i64,

@@ -183,7 +183,7 @@ impl FrameProcessor for NodeProcessor {
                 Err(e) => why(e),
             },
             Decoded::Image(m) if self.image_of.contains_key(topic) => {
-                match self.sync.on_image(self.image_of[topic], ImageMsg::Raw(m.clone())) {
+                match self.sync.on_image(self.image_of[topic], ImageMsg::from_raw(m.clone())) {
                     Ok(()) => Fed::Taken,
                     Err(e) => why(e),
                 }

@@ -128,7 +128,7 @@ enum ImageSub {
 impl ImageSub {
     fn try_next(&mut self) -> Option<ImageMsg> {
         match self {
-            ImageSub::Raw(s) => s.next().now_or_never().flatten().map(ImageMsg::Raw),
+            ImageSub::Raw(s) => s.next().now_or_never().flatten().map(ImageMsg::from_raw),
             ImageSub::Compressed(s) => s.next().now_or_never().flatten().map(ImageMsg::Compressed),
         }
     }

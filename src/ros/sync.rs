@@ -21,7 +21,7 @@ use super::image::{check_image, compressed_dimensions, compressed_to_rgb, image_
 use super::params::ExtrinsicsSource;
 use super::pointcloud::pointcloud_to_points;
 use super::tf_static::StaticTransforms;
-use crate::data::{CameraCalib, Points};
+use crate::data::{CameraCalib, Points, SharedImage};
 use crate::pipeline::{CameraImage, FrameInput};
 use nalgebra::Isometry3;
 use r2r::geometry_msgs::msg::TransformStamped;
@@ -34,13 +34,31 @@ use std::time::{Duration, Instant};
 pub enum ImageMsg {
     Raw(Image),
     Compressed(CompressedImage),
+    /// A raw `rgb8` image without row padding, its buffer taken over as it is (no copy).
+    Rgb { header: r2r::std_msgs::msg::Header, image: SharedImage },
 }
 
 impl ImageMsg {
+    /// A raw image as it arrived: a tightly packed `rgb8` one is taken over without copying
+    /// (its buffer becomes the RGB image the pipeline reads); any other stays as it is and is
+    /// converted when a frame uses it.
+    pub fn from_raw(msg: Image) -> ImageMsg {
+        let packed_rgb = msg.encoding == "rgb8"
+            && check_image(&msg).is_ok()
+            && msg.step as usize == msg.width as usize * 3;
+        if !packed_rgb {
+            return ImageMsg::Raw(msg);
+        }
+        let Image { header, width, height, data, .. } = msg;
+        let image = image::RgbImage::from_raw(width, height, data).expect("checked: step x height bytes, step = 3 x width");
+        ImageMsg::Rgb { header, image: Arc::new(image) }
+    }
+
     pub fn header(&self) -> &r2r::std_msgs::msg::Header {
         match self {
             ImageMsg::Raw(m) => &m.header,
             ImageMsg::Compressed(m) => &m.header,
+            ImageMsg::Rgb { header, .. } => header,
         }
     }
 
@@ -53,14 +71,16 @@ impl ImageMsg {
         match self {
             ImageMsg::Raw(m) => check_image(m).map(|_| (m.width, m.height)),
             ImageMsg::Compressed(m) => compressed_dimensions(m),
+            ImageMsg::Rgb { image, .. } => Ok(image.dimensions()),
         }
     }
 
-    /// Full conversion to RGB.
-    pub fn to_rgb(&self) -> Result<image::RgbImage, ConvertError> {
+    /// Full conversion to RGB (a taken-over `rgb8` image is shared, not copied).
+    pub fn to_rgb(&self) -> Result<SharedImage, ConvertError> {
         match self {
-            ImageMsg::Raw(m) => image_to_rgb(m),
-            ImageMsg::Compressed(m) => compressed_to_rgb(m),
+            ImageMsg::Raw(m) => image_to_rgb(m).map(Arc::new),
+            ImageMsg::Compressed(m) => compressed_to_rgb(m).map(Arc::new),
+            ImageMsg::Rgb { image, .. } => Ok(image.clone()),
         }
     }
 }
@@ -528,7 +548,7 @@ mod tests {
     }
 
     fn image(stamp: i64, w: u32) -> ImageMsg {
-        ImageMsg::Raw(rgb_to_image(&image::RgbImage::new(w, 4), header(stamp, "cam")))
+        ImageMsg::from_raw(rgb_to_image(&image::RgbImage::new(w, 4), header(stamp, "cam")))
     }
 
     fn info(w: u32) -> CameraInfo {
@@ -656,6 +676,35 @@ mod tests {
         let mut s = sync(t);
         let e = s.on_static_transforms(&[tf("a", "a", 0.0)], "/tf_static").unwrap_err();
         assert_eq!((e.topic.as_deref(), e.field.as_str()), (Some("/tf_static"), "transforms[0].child_frame_id"));
+    }
+
+    #[test]
+    fn packed_rgb8_images_are_taken_over_without_copying() {
+        let img = image::RgbImage::from_fn(6, 4, |x, y| image::Rgb([x as u8, y as u8, 7]));
+        let msg = rgb_to_image(&img, header(3, "cam"));
+        let buffer = msg.data.as_ptr();
+        let m = ImageMsg::from_raw(msg);
+        let (a, b) = (m.to_rgb().unwrap(), m.to_rgb().unwrap());
+        assert_eq!(a.as_raw().as_ptr(), buffer, "the message's buffer is the image");
+        assert!(Arc::ptr_eq(&a, &b) && *a == img);
+        assert_eq!((m.check().unwrap(), m.stamp_ns()), ((6, 4), 3));
+        // padded rows, other encodings and bad geometry stay raw: converted (or rejected) later
+        let mut padded = rgb_to_image(&img, header(3, "cam"));
+        padded.step = 20;
+        padded.data = padded.data.chunks(18).flat_map(|r| r.iter().copied().chain([0, 0])).collect();
+        let mut bgr = rgb_to_image(&img, header(3, "cam"));
+        bgr.encoding = "bgr8".into();
+        bgr.data.chunks_mut(3).for_each(|p| p.swap(0, 2));
+        for m in [padded, bgr] {
+            let m = ImageMsg::from_raw(m);
+            assert!(matches!(m, ImageMsg::Raw(_)));
+            assert_eq!(*m.to_rgb().unwrap(), img);
+        }
+        let mut truncated = rgb_to_image(&img, header(3, "cam"));
+        truncated.data.pop();
+        let m = ImageMsg::from_raw(truncated);
+        assert!(matches!(m, ImageMsg::Raw(_)));
+        assert_eq!(m.check().unwrap_err().field, "data");
     }
 
     #[test]

@@ -146,7 +146,7 @@ pub fn frame(seed: u64) -> Frame {
             }
             CameraFrame {
                 calib,
-                image: Some(img),
+                image: Some(std::sync::Arc::new(img)),
                 timestamp_us: 0,
             }
         })
