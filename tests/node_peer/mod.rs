@@ -145,6 +145,8 @@ pub struct Peer {
     pub times: Vec<ProcessingTime>,
     pub diags: Vec<DiagnosticArray>,
     pub grids: Vec<OccupancyGrid>,
+    /// Every input publisher has been matched by the node's subscription.
+    matched: bool,
 }
 
 impl Peer {
@@ -183,6 +185,29 @@ impl Peer {
             times: Vec::new(),
             diags: Vec::new(),
             grids: Vec::new(),
+            matched: false,
+        }
+    }
+
+    /// Pump until the node subscribes to every input this peer publishes: DDS drops what is
+    /// published before a subscription has matched, so a CameraInfo sent earlier may never
+    /// arrive (the camera then stays masked while the others fuse).
+    pub fn wait_matched(&mut self, timeout: Duration) {
+        if self.matched {
+            return;
+        }
+        let t0 = Instant::now();
+        loop {
+            let counts = std::iter::once(self.cloud.get_inter_process_subscription_count())
+                .chain(self.images.iter().map(|p| p.get_inter_process_subscription_count()))
+                .chain(self.compressed.iter().map(|p| p.get_inter_process_subscription_count()))
+                .chain(self.infos.iter().map(|p| p.get_inter_process_subscription_count()));
+            if counts.map(|c| c.unwrap_or(0)).all(|c| c > 0) {
+                self.matched = true;
+                return;
+            }
+            assert!(t0.elapsed() < timeout, "the node did not subscribe to every input within {timeout:?}");
+            self.pump(Duration::from_millis(20));
         }
     }
 
@@ -220,7 +245,9 @@ impl Peer {
         }
     }
 
-    pub fn publish_infos(&self, input: &FrameInput) {
+    /// Publish every camera's CameraInfo (once the node subscribes to every input).
+    pub fn publish_infos(&mut self, input: &FrameInput) {
+        self.wait_matched(Duration::from_secs(30));
         for (i, c) in input.cameras.iter().enumerate() {
             let c = c.as_ref().expect("infos need every camera");
             self.infos[i].publish(&calib_to_camera_info(&c.calib, header(c.stamp_ns, &c.calib.name))).unwrap();
