@@ -43,6 +43,29 @@ impl fmt::Display for ConvertError {
 
 impl std::error::Error for ConvertError {}
 
+/// Why a translation and quaternion from a message are not a rigid transform.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RigidError {
+    NotFinite,
+    /// The quaternion's length, more than 1e-3 from 1.
+    NotUnit(f64),
+}
+
+/// The rigid transform of a message's translation `t` and quaternion `q` = (x, y, z, w):
+/// every value finite and the quaternion of unit length within 1e-3 (then normalised).
+pub fn rigid_from_parts(t: [f64; 3], q: [f64; 4]) -> Result<nalgebra::Isometry3<f64>, RigidError> {
+    if !t.iter().chain(&q).all(|v| v.is_finite()) {
+        return Err(RigidError::NotFinite);
+    }
+    let [x, y, z, w] = q;
+    let norm = (w * w + x * x + y * y + z * z).sqrt();
+    if (norm - 1.0).abs() > 1e-3 {
+        return Err(RigidError::NotUnit(norm));
+    }
+    let rot = nalgebra::UnitQuaternion::from_quaternion(nalgebra::Quaternion::new(w, x, y, z));
+    Ok(nalgebra::Isometry3::from_parts(nalgebra::Translation3::new(t[0], t[1], t[2]), rot))
+}
+
 /// Nanoseconds since the epoch of a `builtin_interfaces/Time`.
 pub fn stamp_to_ns(t: &r2r::builtin_interfaces::msg::Time) -> i64 {
     t.sec as i64 * 1_000_000_000 + t.nanosec as i64

@@ -16,7 +16,7 @@
 //! replay can drive it with recorded times and tests can drive it without ROS.
 
 use super::camera_info::{camera_info_to_intrinsics, Intrinsics};
-use super::convert::{stamp_to_ns, ConvertError};
+use super::convert::{rigid_from_parts, stamp_to_ns, ConvertError};
 use super::image::{check_image, compressed_dimensions, compressed_to_rgb, image_to_rgb};
 use super::params::ExtrinsicsSource;
 use super::pointcloud::pointcloud_to_points;
@@ -297,17 +297,14 @@ impl Synchronizer {
         let mut isos = Vec::new();
         for (k, (name, pose)) in msg.camera_names.iter().zip(&msg.camera_to_lidar).enumerate() {
             let (p, q) = (&pose.position, &pose.orientation);
-            let vals = [p.x, p.y, p.z, q.w, q.x, q.y, q.z];
-            let norm = (q.w * q.w + q.x * q.x + q.y * q.y + q.z * q.z).sqrt();
-            if !vals.iter().all(|v| v.is_finite()) || (norm - 1.0).abs() > 1e-3 {
-                return Err(ConvertError::new(
+            let iso = rigid_from_parts([p.x, p.y, p.z], [q.x, q.y, q.z, q.w]).map_err(|_| {
+                ConvertError::new(
                     format!("camera_to_lidar[{k}]"),
                     format!("pose of `{name}` is not finite with a unit quaternion"),
                 )
-                .on_topic(topic));
-            }
-            let rot = nalgebra::UnitQuaternion::from_quaternion(nalgebra::Quaternion::new(q.w, q.x, q.y, q.z));
-            isos.push((name.clone(), Isometry3::from_parts(nalgebra::Translation3::new(p.x, p.y, p.z), rot)));
+                .on_topic(topic)
+            })?;
+            isos.push((name.clone(), iso));
         }
         let mut updated = Vec::new();
         for (name, iso) in isos {

@@ -11,8 +11,8 @@
 //! its /tf_static subscription when tf2_msgs is available, bag replay from the bag's
 //! `/tf_static` messages.
 
-use super::convert::ConvertError;
-use nalgebra::{Isometry3, Quaternion, Translation3, UnitQuaternion};
+use super::convert::{rigid_from_parts, ConvertError, RigidError};
+use nalgebra::Isometry3;
 use r2r::geometry_msgs::msg::TransformStamped;
 use std::collections::HashMap;
 
@@ -65,16 +65,15 @@ impl StaticTransforms {
                 return Err(ConvertError::new(field("child_frame_id"), format!("`{child}` is its own parent")));
             }
             let (v, q) = (&t.transform.translation, &t.transform.rotation);
-            if ![v.x, v.y, v.z, q.x, q.y, q.z, q.w].iter().all(|x| x.is_finite()) {
-                return Err(ConvertError::new(field("transform"), format!("`{parent}` -> `{child}` is not finite")));
-            }
-            let norm = (q.w * q.w + q.x * q.x + q.y * q.y + q.z * q.z).sqrt();
-            if (norm - 1.0).abs() > 1e-3 {
-                return Err(ConvertError::new(
+            let iso = rigid_from_parts([v.x, v.y, v.z], [q.x, q.y, q.z, q.w]).map_err(|e| match e {
+                RigidError::NotFinite => {
+                    ConvertError::new(field("transform"), format!("`{parent}` -> `{child}` is not finite"))
+                }
+                RigidError::NotUnit(norm) => ConvertError::new(
                     field("transform.rotation"),
                     format!("`{parent}` -> `{child}`: quaternion of length {norm:.4}, not a rotation"),
-                ));
-            }
+                ),
+            })?;
             // the new parent must not already descend from the child
             let mut cur = parent;
             for _ in 0..MAX_DEPTH {
@@ -89,8 +88,6 @@ impl StaticTransforms {
                     None => break,
                 }
             }
-            let rot = UnitQuaternion::from_quaternion(Quaternion::new(q.w, q.x, q.y, q.z));
-            let iso = Isometry3::from_parts(Translation3::new(v.x, v.y, v.z), rot);
             staged.insert(child.to_string(), (parent.to_string(), iso));
             children.push(child.to_string());
         }
