@@ -14,9 +14,11 @@ build: setup
 
 test: setup
 	@set -e; $(ENV); \
+	echo "[test] free disk before the build: $$(df -h --output=avail . | tail -1 | tr -d ' ')"; \
 	t0=$$(date +%s); \
 	cargo build $(CARGO_FLAGS) --bins --tests; \
 	t1=$$(date +%s); echo "[test] build time: $$((t1 - t0)) s"; \
+	echo "[test] target folder: $$(du -sh target | cut -f1), free disk: $$(df -h --output=avail . | tail -1 | tr -d ' ')"; \
 	status=0; cargo test $(CARGO_FLAGS) -- --test-threads=2 || status=$$?; \
 	t2=$$(date +%s); echo "[test] test time: $$((t2 - t1)) s"; \
 	exit $$status
