@@ -532,18 +532,57 @@ fn an_rclpy_client_gets_the_same_results() {
     if !common::ros_isolated("an_rclpy_client_gets_the_same_results") {
         return;
     }
+    rclpy_round_trip(false, 3);
+}
+
+/// The extrinsics from an rclpy static broadcaster (/tf_static, transient local, a chain
+/// base_link -> mount -> camera as a vehicle's URDF gives it): a client that shares no code
+/// with the node, for the type, the QoS and the tree lookup.
+#[cfg(altermoma_tf2_msgs)]
+#[test]
+fn an_rclpy_tf_static_broadcaster_supplies_the_extrinsics() {
+    if !common::ros_isolated("an_rclpy_tf_static_broadcaster_supplies_the_extrinsics") {
+        return;
+    }
+    rclpy_round_trip(true, 2);
+}
+
+/// Frames sent and outputs received by the rclpy peer (`tests/python/node_rclpy_peer.py`),
+/// checked against the pipeline run here on the same frames. With `tf_static`, the parameters
+/// carry no extrinsics and the peer broadcasts the camera frames on /tf_static instead.
+fn rclpy_round_trip(tf_static: bool, num_frames: u64) {
+    use nalgebra::{Isometry3, Vector3};
     let python = std::env::var("ALTERMOMA_ROS_PYTHON").expect("ALTERMOMA_ROS_PYTHON (source .deps/env.sh)");
     let dir = tempfile::tempdir().unwrap();
     let compressed = [false, false];
     let rig0 = ring_rig(&["CAM_A", "CAM_B"]);
-    let params = load(dir.path(), &params_yaml(&rig0, &compressed, "lidar_timeout: 0.0"));
-    let rig = node_rig(&rig0, &params);
+    let mut yaml = params_yaml(&rig0, &compressed, "lidar_timeout: 0.0");
+    if tf_static {
+        yaml = yaml.lines().filter(|l| !l.contains("lidar_to_camera:")).map(|l| format!("{l}\n")).collect();
+        yaml += "    extrinsics_source: tf_static\n";
+    }
+    let params = load(dir.path(), &yaml);
+    let rig = if tf_static { rig0.clone() } else { node_rig(&rig0, &params) };
     let spec = SyntheticSpec { num_ground_points: 1500, ..Default::default() };
     let node = RunningNode::start_stand_in(params.clone(), Duration::ZERO);
 
+    // the peer names its image frames cam<i>; the tree gives each the rig's pose in lidar_top
+    let base_lidar = Isometry3::new(Vector3::new(0.94, 0.0, 1.84), Vector3::new(0.0, 0.0, 0.015));
+    let tf_json = |parent: &str, child: &str, iso: &Isometry3<f64>| {
+        let (t, r) = (iso.translation.vector, iso.rotation);
+        serde_json::json!({"parent": parent, "child": child, "t": [t.x, t.y, t.z], "q": [r.i, r.j, r.k, r.w]})
+    };
+    let mut transforms = vec![tf_json("base_link", "lidar_top", &base_lidar)];
+    for (k, c) in rig.iter().enumerate() {
+        let base_mount = Isometry3::new(Vector3::new(1.2, -0.4 * k as f64, 1.5), Vector3::new(0.0, 0.0, 0.7 * k as f64));
+        let mount_cam = base_mount.inverse() * base_lidar * c.cam_to_lidar;
+        transforms.push(tf_json("base_link", &format!("cam{k}_mount"), &base_mount));
+        transforms.push(tf_json(&format!("cam{k}_mount"), &format!("cam{k}"), &mount_cam));
+    }
+
     // frames as the Python client will send them: no ring field (ring 0), uint8 intensity
     let base = now_ns() + 5_000_000_000;
-    let inputs: Vec<FrameInput> = (0..3)
+    let inputs: Vec<FrameInput> = (0..num_frames)
         .map(|k| {
             let mut f = synthetic_input(&spec, &rig, 10 + k, base + k as i64 * FRAME, "lidar_top");
             f.points.as_mut().unwrap().data.iter_mut().skip(4).step_by(5).for_each(|r| *r = 0.0);
@@ -572,7 +611,9 @@ fn an_rclpy_client_gets_the_same_results() {
         .collect();
     let spec_path = dir.path().join("spec.json");
     let out_path = dir.path().join("out.json");
-    std::fs::write(&spec_path, serde_json::json!({"node": NS, "frames": frames}).to_string()).unwrap();
+    let tf_static = if tf_static { serde_json::json!(transforms) } else { serde_json::json!([]) };
+    std::fs::write(&spec_path, serde_json::json!({"node": NS, "frames": frames, "tf_static": tf_static}).to_string())
+        .unwrap();
     let st = std::process::Command::new(python)
         .arg(common::root().join("tests/python/node_rclpy_peer.py"))
         .args([&spec_path, &out_path])
@@ -580,7 +621,7 @@ fn an_rclpy_client_gets_the_same_results() {
         .unwrap();
     assert!(st.success(), "the rclpy peer failed");
     let got: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(&out_path).unwrap()).unwrap();
-    assert_eq!(got.len(), 3);
+    assert_eq!(got.len(), inputs.len());
     for (g, input) in got.iter().zip(&inputs) {
         let want = expected(&params, input);
         assert_eq!(g["stamp_ns"].as_i64().unwrap(), input.stamp_ns);
@@ -699,7 +740,6 @@ fn extrinsics_come_from_tf_static_through_a_chain_of_frames() {
         return;
     }
     use nalgebra::{Isometry3, Vector3};
-    use r2r::geometry_msgs::msg::{Quaternion, Transform, TransformStamped, Vector3 as V};
     let dir = tempfile::tempdir().unwrap();
     let rig = ring_rig(&["CAM_A", "CAM_B"]);
     // no extrinsics in the parameters: they come from /tf_static (extrinsics_source: auto)
@@ -717,15 +757,7 @@ fn extrinsics_come_from_tf_static_through_a_chain_of_frames() {
     let base_lidar = Isometry3::new(Vector3::new(0.94, 0.0, 1.84), Vector3::new(0.0, 0.0, 0.015));
     let tf_stamp = stamp;
     let tf = move |parent: &str, child: &str, iso: &Isometry3<f64>| {
-        let (t, r) = (iso.translation.vector, iso.rotation);
-        TransformStamped {
-            header: altermoma::ros::convert::header(tf_stamp, parent),
-            child_frame_id: child.into(),
-            transform: Transform {
-                translation: V { x: t.x, y: t.y, z: t.z },
-                rotation: Quaternion { x: r.i, y: r.j, z: r.k, w: r.w },
-            },
-        }
+        altermoma::ros::convert::transform_stamped(tf_stamp, parent, child, iso)
     };
     let mut transforms = vec![tf("base_link", "lidar_top", &base_lidar)];
     for (k, c) in rig.iter().enumerate() {

@@ -18,7 +18,7 @@ use nalgebra::{Isometry3, Quaternion as NQuaternion, Translation3, UnitQuaternio
 use r2r::altermoma_msgs::msg::{BevSegmentation, Detection3D, FrameGroundTruth, RigCalibration};
 use r2r::builtin_interfaces::msg::Time;
 use super::messages::TfMessage;
-use r2r::geometry_msgs::msg::{Point, Pose, Quaternion, Transform, TransformStamped, Vector3};
+use r2r::geometry_msgs::msg::{Point, Pose, Quaternion, Vector3};
 use r2r::std_msgs::msg::Header;
 
 /// Topic of the LiDAR clouds written by gen-bag.
@@ -99,17 +99,7 @@ pub fn rig_calibration(calibs: &[CameraCalib], header: Header) -> RigCalibration
 /// (`lidar_to_ego`) and `base_link` -> each camera's optical frame (`lidar_to_ego *
 /// cam_to_lidar`).
 pub fn static_transforms(lidar_to_ego: &Isometry3<f64>, calibs: &[CameraCalib], stamp_ns: i64) -> TfMessage {
-    let tf = |child: &str, iso: &Isometry3<f64>| {
-        let p = pose_of(iso);
-        TransformStamped {
-            header: header(stamp_ns, EGO_FRAME),
-            child_frame_id: child.to_string(),
-            transform: Transform {
-                translation: Vector3 { x: p.position.x, y: p.position.y, z: p.position.z },
-                rotation: p.orientation,
-            },
-        }
-    };
+    let tf = |child: &str, iso: &Isometry3<f64>| crate::ros::convert::transform_stamped(stamp_ns, EGO_FRAME, child, iso);
     let mut transforms = vec![tf(LIDAR_FRAME, lidar_to_ego)];
     transforms.extend(calibs.iter().map(|c| tf(&camera_frame_id(&c.name), &(lidar_to_ego * c.cam_to_lidar))));
     TfMessage { transforms }

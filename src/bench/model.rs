@@ -1,12 +1,13 @@
 //! `altermoma bench model`: per-stage forward time (median and p99) and GFLOPs per config.
 //!
-//! Stages, timed separately on one frame: `preprocess` (N camera images of 1600x900 resized,
-//! cropped and normalised), `voxelise` (a 34k-point sweep), `camera` (backbone + neck + LSS),
+//! Stages, timed separately on one frame: `preprocess` (N distinct camera images of 1600x900
+//! resized, cropped and normalised into a new input tensor, as the node's batch building does
+//! it), `voxelise` (a 34k-point sweep), `camera` (backbone + neck + LSS),
 //! `lidar` (pillars + BEV backbone), `fuse` (ConvFuser + decoder), `heads`, `post` (top-k,
 //! circle NMS, segmentation sigmoid). Model inputs are the data-free batch (every voxel slot
 //! up to `max_voxels` filled: the LiDAR branch's worst case), weights random.
 
-use crate::model::batch::{preprocess_image, Batch};
+use crate::model::batch::{host_tensor_with, preprocess_images_into, Batch, ResizeBuffers};
 use crate::model::config::ModelConfig;
 use crate::model::flops;
 use crate::model::load::LoadedModel;
@@ -147,9 +148,18 @@ fn bench_config(cfg: &ModelConfig, runs: usize, warmup: usize, dev: Device) -> R
     let fl = flops::count_model(model, &batch, ModalityMask::FUSION);
     // inputs for the host-side stages
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-    let img = image::RgbImage::from_fn(1600, 900, |x, y| {
-        image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x + y) % 239) as u8])
-    });
+    let n_cam = cfg.camera.default_rig.num_cameras;
+    // one 1600x900 image per camera (distinct buffers, as a rig sends them)
+    let imgs: Vec<crate::data::SharedImage> = (0..n_cam as u32)
+        .map(|k| {
+            std::sync::Arc::new(image::RgbImage::from_fn(1600, 900, |x, y| {
+                image::Rgb([((x + k) % 251) as u8, (y % 241) as u8, ((x + y) % 239) as u8])
+            }))
+        })
+        .collect();
+    let slots: Vec<Option<&crate::data::SharedImage>> = imgs.iter().map(Some).collect();
+    let [hh, ww] = cfg.camera.image_size;
+    let mut resize_buffers = ResizeBuffers::default();
     let g = cfg.bev.grid();
     let pts: Vec<f32> = (0..34_000)
         .flat_map(|_| {
@@ -163,7 +173,6 @@ fn bench_config(cfg: &ModelConfig, runs: usize, warmup: usize, dev: Device) -> R
         })
         .collect();
     let mut vox = Voxelizer::new(cfg);
-    let n_cam = cfg.camera.default_rig.num_cameras;
     let stages = [
         "preprocess",
         "voxelise",
@@ -185,9 +194,10 @@ fn bench_config(cfg: &ModelConfig, runs: usize, warmup: usize, dev: Device) -> R
                 t[k] = s.elapsed().as_secs_f64() * 1e3;
                 *s = Instant::now();
             };
-            for _ in 0..n_cam {
-                let _ = preprocess_image(&img, cfg, dev);
-            }
+            let _ = host_tensor_with(&[n_cam as i64, 3, hh, ww], |px: &mut [f32]| {
+                preprocess_images_into(&slots, cfg, &mut resize_buffers, px)
+            })
+            .to_device(dev);
             lap(0, &mut s);
             let _ = vox.voxelize_tensors(std::iter::once((0, pts.as_slice(), (false, false))), 1).to_device(dev);
             lap(1, &mut s);

@@ -12,7 +12,7 @@
 //!   rasterised onto the segmentation grid from `Frame.map`.
 
 use crate::classes::MAP_CLASSES;
-use crate::data::{Frame, POINT_DIMS};
+use crate::data::{Frame, SharedImage, POINT_DIMS};
 use crate::geometry::Box3D;
 use crate::model::centerpoint::{encode_targets, DetTargets};
 use crate::model::config::{ModelConfig, VTransformKind};
@@ -226,6 +226,27 @@ pub fn preprocess_image_into(
 pub struct BatchWorkspace {
     images: ResizeBuffers,
     lidar: VoxelBuffers,
+}
+
+/// Resize and normalise every image of a batch into its `3 * H * W` chunk of `pixels`, zeros
+/// for a masked camera (None), one image after the other with the same buffers. (Spreading
+/// the images over rayon's pool was no faster on the 2-core development machine, with the
+/// second core idle: six 1600x900 images are memory-bound there.)
+pub fn preprocess_images_into(
+    images: &[Option<&SharedImage>],
+    cfg: &ModelConfig,
+    buffers: &mut ResizeBuffers,
+    pixels: &mut [f32],
+) {
+    let per_image = pixels.len() / images.len().max(1);
+    for (img, out) in images.iter().zip(pixels.chunks_exact_mut(per_image)) {
+        match img {
+            Some(img) => {
+                preprocess_image_into(img, cfg, buffers, out);
+            }
+            None => out.fill(0.0),
+        }
+    }
 }
 
 /// The image resizer and its destination buffer.
@@ -475,17 +496,9 @@ impl Batch {
         // all images of the batch, [B, N, 3, H, W], zeros where a camera is masked. (Running
         // this beside the voxelisation on a second thread was slower on 2 cores: libtorch's
         // worker threads spin on the other core for a while after each forward.)
-        let per_image = (3 * hh * ww) as usize;
         let BatchWorkspace { images: resize, lidar } = ws;
         let images = host_tensor_with(&[b as i64, n as i64, 3, hh, ww], |pixels: &mut [f32]| {
-            for (img, out) in images_in.iter().zip(pixels.chunks_exact_mut(per_image)) {
-                match img {
-                    Some(img) => {
-                        preprocess_image_into(img, cfg, resize, out);
-                    }
-                    None => out.fill(0.0),
-                }
-            }
+            preprocess_images_into(&images_in, cfg, resize, pixels)
         })
         .to_device(device);
         let (voxels_t, lidar_valid) = lidar.voxelize(frames, &flips, cfg)?;
@@ -708,6 +721,35 @@ mod tests {
             }
             // bit for bit: the kept rows' filter windows and weights are those of the full resize
             assert_eq!(differ, 0, "{w}x{h} {name}: {differ} of {} values differ", 3 * rows * w_out);
+        }
+    }
+
+    /// The batch's images, in slot order with a masked slot and a model-size image among
+    /// camera-size ones, come out as each image does alone (the buffers are reused between
+    /// sizes), and a masked slot is all zeros.
+    #[test]
+    fn batch_images_equal_images_preprocessed_one_by_one() {
+        let cfg = tiny();
+        let [h_out, w_out] = cfg.camera.image_size.map(|v| v as usize);
+        let per = 3 * h_out * w_out;
+        let sizes = [(1600u32, 900u32), (1280, 720), (w_out as u32, h_out as u32), (1920, 1080)];
+        let imgs: Vec<SharedImage> =
+            sizes.iter().enumerate().map(|(k, &(w, h))| std::sync::Arc::new(pattern(w + k as u32, h))).collect();
+        let mut slots: Vec<Option<&SharedImage>> = imgs.iter().map(Some).collect();
+        slots.insert(2, None);
+        let mut batch = vec![f32::NAN; slots.len() * per];
+        preprocess_images_into(&slots, &cfg, &mut ResizeBuffers::default(), &mut batch);
+        for (k, slot) in slots.iter().enumerate() {
+            let got = &batch[k * per..(k + 1) * per];
+            match slot {
+                Some(img) => {
+                    let mut alone = vec![0f32; per];
+                    preprocess_image_into(img, &cfg, &mut ResizeBuffers::default(), &mut alone);
+                    let differ = got.iter().zip(&alone).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+                    assert_eq!(differ, 0, "slot {k} ({}x{}): {differ} values differ", img.width(), img.height());
+                }
+                None => assert!(got.iter().all(|&v| v == 0.0), "masked slot {k} is not zero"),
+            }
         }
     }
 

@@ -82,6 +82,26 @@ pub fn header(stamp_ns: i64, frame_id: &str) -> r2r::std_msgs::msg::Header {
     r2r::std_msgs::msg::Header { stamp: ns_to_stamp(stamp_ns), frame_id: frame_id.to_string() }
 }
 
+/// A `geometry_msgs/TransformStamped` as tf2 sends it: frame `child` placed in `parent` by
+/// `child_in_parent` (a point in `child` maps to `child_in_parent * p` in `parent`).
+pub fn transform_stamped(
+    stamp_ns: i64,
+    parent: &str,
+    child: &str,
+    child_in_parent: &nalgebra::Isometry3<f64>,
+) -> r2r::geometry_msgs::msg::TransformStamped {
+    use r2r::geometry_msgs::msg::{Quaternion, Transform, TransformStamped, Vector3};
+    let (t, r) = (child_in_parent.translation.vector, child_in_parent.rotation);
+    TransformStamped {
+        header: header(stamp_ns, parent),
+        child_frame_id: child.to_string(),
+        transform: Transform {
+            translation: Vector3 { x: t.x, y: t.y, z: t.z },
+            rotation: Quaternion { x: r.i, y: r.j, z: r.k, w: r.w },
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

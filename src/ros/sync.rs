@@ -617,14 +617,8 @@ mod tests {
 
     #[test]
     fn tf_static_supplies_extrinsics_as_extrinsics_source_says() {
-        use r2r::geometry_msgs::msg::{Quaternion, Transform, Vector3};
-        let tf = |parent: &str, child: &str, x: f64| TransformStamped {
-            header: header(0, parent),
-            child_frame_id: child.into(),
-            transform: Transform {
-                translation: Vector3 { x, y: 0.0, z: 0.0 },
-                rotation: Quaternion { x: 0.0, y: 0.0, z: 0.0, w: 1.0 },
-            },
+        let tf = |parent: &str, child: &str, x: f64| {
+            crate::ros::convert::transform_stamped(0, parent, child, &Isometry3::translation(x, 0.0, 0.0))
         };
         let source = |job: &FrameJob| -> Vec<(f64, ExtrinsicsFrom)> {
             job.cameras

@@ -151,20 +151,10 @@ impl StaticTransforms {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ros::convert::header;
     use nalgebra::{Point3, Vector3};
-    use r2r::geometry_msgs::msg::{Quaternion as Q, Transform, Vector3 as V};
 
     fn tf(parent: &str, child: &str, iso: &Isometry3<f64>) -> TransformStamped {
-        let (t, r) = (iso.translation.vector, iso.rotation);
-        TransformStamped {
-            header: header(0, parent),
-            child_frame_id: child.into(),
-            transform: Transform {
-                translation: V { x: t.x, y: t.y, z: t.z },
-                rotation: Q { x: r.i, y: r.j, z: r.k, w: r.w },
-            },
-        }
+        crate::ros::convert::transform_stamped(0, parent, child, iso)
     }
 
     fn iso(t: [f64; 3], axis_angle: [f64; 3]) -> Isometry3<f64> {

@@ -4,7 +4,11 @@ bevfusion_node and records what comes back. Runs inside the test's network names
     python node_rclpy_peer.py SPEC.json OUT.json
 
 SPEC: {"node": "/bevfusion_node", "frames": [{"stamp_ns", "frame_id", "points": [[x, y, z, i], ...],
-        "cameras": [{"rgb": path of raw RGB bytes, "width", "height", "k": [9]}, ...]}, ...]}
+        "cameras": [{"rgb": path of raw RGB bytes, "width", "height", "k": [9]}, ...]}, ...],
+       "tf_static": [{"parent", "child", "t": [3], "q": [x, y, z, w]}, ...]}
+Camera i's images are in frame `cam<i>`. A non-empty "tf_static" is broadcast once on /tf_static
+(reliable, transient local, depth 1: what tf2_ros' StaticTransformBroadcaster does) before
+the first frame.
 The cloud is sent with a layout of its own (uint8 intensity first, float64 x/y/z, no ring,
 point_step 32) and the images as padded bgr8, so the node's conversions are exercised by a
 client that shares no code with it. OUT: per frame, the Detection3DArray, the BEV segmentation
@@ -17,7 +21,7 @@ import sys
 import time
 
 import rclpy
-from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, HistoryPolicy
 from altermoma_msgs.msg import BevSegmentation, Detection3DArray
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from visualization_msgs.msg import MarkerArray
@@ -91,6 +95,22 @@ def info(frame, cam, name):
     return msg
 
 
+def tf_message(transforms, ns):
+    from geometry_msgs.msg import TransformStamped
+    from tf2_msgs.msg import TFMessage
+    msg = TFMessage()
+    for t in transforms:
+        ts = TransformStamped()
+        ts.header.stamp = stamp_msg(ns)
+        ts.header.frame_id = t["parent"]
+        ts.child_frame_id = t["child"]
+        ts.transform.translation.x, ts.transform.translation.y, ts.transform.translation.z = t["t"]
+        r = ts.transform.rotation
+        r.x, r.y, r.z, r.w = t["q"]
+        msg.transforms.append(ts)
+    return msg
+
+
 def main(spec_path, out_path):
     spec = json.load(open(spec_path))
     ns = spec["node"]
@@ -126,6 +146,14 @@ def main(spec_path, out_path):
 
     wait_for(lambda: p_cloud.get_subscription_count() > 0 and all(p.get_subscription_count() > 0 for p in p_img)
              and node.count_publishers(f"{ns}/output/objects") > 0, 30, "the node's topics")
+
+    tf_static = spec.get("tf_static") or []
+    if tf_static:
+        from tf2_msgs.msg import TFMessage
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        p_tf = node.create_publisher(TFMessage, "/tf_static", latched)
+        p_tf.publish(tf_message(tf_static, frames[0]["stamp_ns"]))
 
     def send(frame):
         for i, cam in enumerate(frame["cameras"]):
