@@ -3,7 +3,7 @@
 #   make test   set up, build, run the whole test suite (what CI runs)
 SHELL := /bin/bash
 ENV := source .deps/env.sh
-CARGO_FLAGS := --release --locked
+CARGO_FLAGS := --release --locked --features vision_msgs
 
 .PHONY: setup build test demo clean
 setup:

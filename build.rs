@@ -5,7 +5,8 @@
 //! - libpython linked explicitly when ROS 2 comes from PyPI wheels (librcl pulls
 //!   *_rosidl_generator_py.so, which need libpython symbols), with an rpath to it;
 //! - `cfg(altermoma_tf2_msgs)` when r2r will generate tf2_msgs (installed in a prefix of
-//!   AMENT_PREFIX_PATH and let through IDL_PACKAGE_FILTER): the node then reads /tf_static.
+//!   AMENT_PREFIX_PATH and let through IDL_PACKAGE_FILTER): the node then reads /tf_static;
+//! - a clear error when the `vision_msgs` feature is on but r2r will not generate vision_msgs.
 use std::path::Path;
 use std::process::Command;
 
@@ -45,8 +46,16 @@ fn main() {
     }
     println!("cargo::rustc-check-cfg=cfg(altermoma_cuda_linked)");
     println!("cargo::rustc-check-cfg=cfg(altermoma_tf2_msgs)");
-    if std::env::var("CARGO_FEATURE_ROS").is_ok() && tf2_msgs_available() {
+    if std::env::var("CARGO_FEATURE_ROS").is_ok() && ros_message_available("tf2_msgs", "TFMessage") {
         println!("cargo:rustc-cfg=altermoma_tf2_msgs");
+    }
+    // the `vision_msgs` feature needs the package; say so instead of r2r's missing-module error
+    if std::env::var("CARGO_FEATURE_VISION_MSGS").is_ok() && !ros_message_available("vision_msgs", "Detection3DArray") {
+        panic!(
+            "the `vision_msgs` feature needs ROS 2's vision_msgs (Detection3DArray) in a prefix of \
+             AMENT_PREFIX_PATH and in IDL_PACKAGE_FILTER when that is set: install it, or run \
+             ./setup.sh (it builds a stand-in where vision_msgs is missing), or build without the feature"
+        );
     }
 
     if std::env::var("CARGO_FEATURE_ROS").is_ok() {
@@ -71,18 +80,19 @@ fn cuda_resolves(lib: &Path) -> bool {
     }
 }
 
-/// True when r2r generates bindings for tf2_msgs: the package is installed in a prefix of
-/// AMENT_PREFIX_PATH and IDL_PACKAGE_FILTER (when set) lets it through, as r2r decides.
-fn tf2_msgs_available() -> bool {
+/// True when r2r generates bindings for message `pkg/msg/name`: the package is installed in a
+/// prefix of AMENT_PREFIX_PATH and IDL_PACKAGE_FILTER (when set) lets it through, as r2r decides.
+fn ros_message_available(pkg: &str, name: &str) -> bool {
     let filtered_in = match std::env::var("IDL_PACKAGE_FILTER") {
-        Ok(f) => f.split(';').any(|p| p == "tf2_msgs"),
+        Ok(f) => f.split(';').any(|p| p == pkg),
         Err(_) => true,
     };
     let installed = std::env::var("AMENT_PREFIX_PATH")
         .map(|paths| {
-            std::env::split_paths(&paths)
-                .any(|p| p.join("share/tf2_msgs/msg/TFMessage.msg").is_file()
-                    || p.join("share/tf2_msgs/msg/TFMessage.idl").is_file())
+            std::env::split_paths(&paths).any(|p| {
+                let dir = p.join("share").join(pkg).join("msg");
+                dir.join(format!("{name}.msg")).is_file() || dir.join(format!("{name}.idl")).is_file()
+            })
         })
         .unwrap_or(false);
     filtered_in && installed

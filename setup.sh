@@ -122,23 +122,29 @@ MSG_HASH=$(hash_of "$ROOT"/msg/package.xml "$ROOT"/msg/CMakeLists.txt "$ROOT"/ms
 MSG_PREFIX=$DEPS/msg-$MSG_HASH/install
 MSG_BUILD=$DEPS/msg-$MSG_HASH/build
 
-# tf2_msgs (the node reads extrinsics from /tf_static): every ROS 2 distribution has it, the
-# PyPI wheels do not. Where it is missing, a stand-in declaring TFMessage exactly as
-# tf2_msgs does (msg/fallback/tf2_msgs) is built, so the type and its wire format match.
-TF_PREFIX=""
-if [ "$ROS_MODE" = wheels ]; then TF_SEARCH=$RVENV; else TF_SEARCH=$AMENT_PREFIX_PATH; fi
-HAVE_TF2=0
-IFS=: read -r -a tf_dirs <<< "$TF_SEARCH"
-for d in "${tf_dirs[@]}"; do [ -n "$d" ] && [ -f "$d/share/tf2_msgs/package.xml" ] && HAVE_TF2=1; done
-if [ "$HAVE_TF2" = 0 ]; then
-  TF_SRC=$ROOT/msg/fallback/tf2_msgs
-  TF_HASH=$(hash_of "$TF_SRC"/package.xml "$TF_SRC"/CMakeLists.txt "$TF_SRC"/msg/*.msg)-$ROS_MODE
-  TF_PREFIX=$DEPS/tf2msgs-$TF_HASH/install
-  TF_BUILD=$DEPS/tf2msgs-$TF_HASH/build
-fi
+# Packages every ROS 2 distribution has (or a robot may have) but the PyPI wheels do not:
+# tf2_msgs (the node reads extrinsics from /tf_static) and vision_msgs (the `vision_msgs`
+# cargo feature publishes vision_msgs/Detection3DArray). Where one is missing, a stand-in from
+# msg/fallback/<pkg> is built: it declares the messages the node uses with the same fields, so
+# the types and their wire format match the real package.
+if [ "$ROS_MODE" = wheels ]; then FB_SEARCH=$RVENV; else FB_SEARCH=$AMENT_PREFIX_PATH; fi
+IFS=: read -r -a fb_dirs <<< "$FB_SEARCH"
+FB_PKGS=()      # stand-ins to build, as name|source|prefix|build
+FB_PREFIXES=""  # their prefixes, colon-separated
+for pkg in tf2_msgs vision_msgs; do
+  have=0
+  for d in "${fb_dirs[@]}"; do [ -n "$d" ] && [ -f "$d/share/$pkg/package.xml" ] && have=1; done
+  [ "$have" = 1 ] && continue
+  src=$ROOT/msg/fallback/$pkg
+  h=$(hash_of "$src"/package.xml "$src"/CMakeLists.txt "$src"/msg/*.msg)-$ROS_MODE
+  FB_PKGS+=("$pkg|$src|$DEPS/fallback-$pkg-$h/install|$DEPS/fallback-$pkg-$h/build")
+  FB_PREFIXES=$FB_PREFIXES:$DEPS/fallback-$pkg-$h/install
+done
 # Prefixes of the packages built here, appended to the ROS environment below.
-OWN_PREFIXES=$MSG_PREFIX${TF_PREFIX:+:$TF_PREFIX}
-OWN_LIBS=$MSG_PREFIX/lib${TF_PREFIX:+:$TF_PREFIX/lib}
+OWN_PREFIXES=$MSG_PREFIX$FB_PREFIXES
+OWN_LIBS=$MSG_PREFIX/lib
+IFS=: read -r -a own_dirs <<< "${FB_PREFIXES#:}"
+for d in "${own_dirs[@]}"; do [ -n "$d" ] && OWN_LIBS=$OWN_LIBS:$d/lib; done
 
 # ---------------------------------------------------------------- environment file
 ENVF=$DEPS/env.sh
@@ -150,7 +156,7 @@ ENVF=$DEPS/env.sh
   echo "export LIBTORCH_BYPASS_VERSION_CHECK=\${LIBTORCH_BYPASS_VERSION_CHECK:-0}"
   echo "export ALTERMOMA_ROS_PYTHON='$ROS_PY'"
   [ "$WITH_TOOLS" = 1 ] && echo "export ALTERMOMA_TOOLS_PYTHON='$DEPS/tools-venv/bin/python'"
-  echo "export IDL_PACKAGE_FILTER='std_msgs;builtin_interfaces;geometry_msgs;sensor_msgs;nav_msgs;visualization_msgs;diagnostic_msgs;rcl_interfaces;action_msgs;unique_identifier_msgs;service_msgs;type_description_interfaces;tf2_msgs;altermoma_msgs'"
+  echo "export IDL_PACKAGE_FILTER='std_msgs;builtin_interfaces;geometry_msgs;sensor_msgs;nav_msgs;visualization_msgs;diagnostic_msgs;rcl_interfaces;action_msgs;unique_identifier_msgs;service_msgs;type_description_interfaces;tf2_msgs;vision_msgs;altermoma_msgs'"
   echo "export RMW_IMPLEMENTATION=\${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
   if [ "$ROS_MODE" = wheels ]; then
     LIBS=$RVENV/lib
@@ -173,7 +179,7 @@ ENVF=$DEPS/env.sh
     SITE_VER=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
   fi
   PY_SITES=$MSG_PREFIX/lib/python$SITE_VER/site-packages
-  [ -n "$TF_PREFIX" ] && PY_SITES=$PY_SITES:$TF_PREFIX/lib/python$SITE_VER/site-packages
+  for d in "${own_dirs[@]}"; do [ -n "$d" ] && PY_SITES=$PY_SITES:$d/lib/python$SITE_VER/site-packages; done
   echo "export PYTHONPATH='$PY_SITES':\${PYTHONPATH:-}"
   echo "export ROS_AUTOMATIC_DISCOVERY_RANGE=\${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 } > "$ENVF.tmp"
@@ -194,10 +200,14 @@ build_msg_pkg() { # name source-dir prefix build-dir
   ) || { tail -30 "$build.log" >&2; die "building $name failed (log: $build.log)"; }
   touch "$prefix/.complete"
 }
-if [ -n "$TF_PREFIX" ] && [ ! -f "$TF_PREFIX/.complete" ]; then
-  rm -rf "$DEPS"/tf2msgs-*
-  build_msg_pkg tf2_msgs "$TF_SRC" "$TF_PREFIX" "$TF_BUILD"
-fi
+rm -rf "$DEPS"/tf2msgs-*  # the stand-in's folder before it was one of several
+for entry in "${FB_PKGS[@]}"; do
+  IFS='|' read -r pkg src prefix build <<< "$entry"
+  if [ ! -f "$prefix/.complete" ]; then
+    rm -rf "$DEPS/fallback-$pkg-"*
+    build_msg_pkg "$pkg" "$src" "$prefix" "$build"
+  fi
+done
 if [ ! -f "$MSG_PREFIX/.complete" ]; then
   rm -rf "$DEPS"/msg-*
   build_msg_pkg altermoma_msgs "$ROOT/msg" "$MSG_PREFIX" "$MSG_BUILD"

@@ -39,8 +39,8 @@ fn play_publishes_recorded_bytes_in_order() {
     let calib = w.add_topic("/calibration", "altermoma_msgs/msg/RigCalibration", true).unwrap();
     let lidar = w.add_topic("/lidar", "sensor_msgs/msg/PointCloud2", false).unwrap();
     let info = w.add_topic("/cam/info", "sensor_msgs/msg/CameraInfo", false).unwrap();
-    // a type this ROS installation cannot publish (no vision_msgs here)
-    let vision = w.add_topic("/vision_objects", "vision_msgs/msg/Detection3DArray", true).unwrap();
+    // a type this ROS installation cannot publish (no radar_msgs here)
+    let radar = w.add_topic("/radar_scan", "radar_msgs/msg/RadarScan", true).unwrap();
     let rc = RigCalibration {
         camera_names: vec!["CAM_FRONT".into()],
         camera_to_lidar: vec![Default::default()],
@@ -48,7 +48,7 @@ fn play_publishes_recorded_bytes_in_order() {
     };
     let t0 = 1_000_000_000_000i64;
     w.write(calib, t0, &rc).unwrap();
-    w.write_raw(vision, t0, &[0, 1, 0, 0, 0, 0, 0, 0]).unwrap();
+    w.write_raw(radar, t0, &[0, 1, 0, 0, 0, 0, 0, 0]).unwrap();
     let mut ci = CameraInfo::default();
     ci.k = vec![1.0; 9];
     ci.r = vec![0.0; 9];
@@ -104,7 +104,7 @@ fn play_publishes_recorded_bytes_in_order() {
     got_clouds.truncate(12);
     assert_eq!(got_clouds, (0..12).map(cloud).collect::<Vec<_>>(), "clouds in order, byte for byte");
     assert!(got_infos >= 12);
-    assert!(stdout.contains("skipped /vision_objects"), "{stdout}");
+    assert!(stdout.contains("skipped /radar_scan"), "{stdout}");
     assert!(stdout.contains("messages on /points"), "{stdout}");
     assert_eq!(got_calib, Some(rc), "latched calibration for a late subscriber");
 }

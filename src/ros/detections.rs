@@ -60,7 +60,8 @@ pub fn msg_to_boxes(msg: &Detection3DArray) -> Vec<Box3D> {
 }
 
 /// `vision_msgs/Detection3DArray` for robots that have vision_msgs (cargo feature
-/// `vision_msgs`; this build environment lacks the package, so the feature is untested here).
+/// `vision_msgs`; where ROS lacks the package, setup.sh builds a stand-in with the same fields,
+/// and `tests/node_ros.rs` checks this output against the node's own detections).
 #[cfg(feature = "vision_msgs")]
 pub fn detections_to_vision_msgs(
     boxes: &[Box3D],
