@@ -130,7 +130,10 @@ fn node_detections_equal_altermoma_infer_on_the_same_frames() {
     let frames: Vec<_> = (0..2).map(|i| FrameInput::from_frame(&ds.get(i).unwrap(), "LIDAR_TOP")).collect();
     let rig: Vec<_> = frames[0].cameras.iter().map(|c| c.as_ref().unwrap().calib.clone()).collect();
     let compressed: Vec<bool> = (0..rig.len()).map(|i| i == 2).collect(); // one PNG camera
-    let extra = format!("lidar_timeout: 0.0\nscore_threshold: 0.1\nnum_threads: 2\nmodel_path: \"{}\"", ck.display());
+    let extra = format!(
+        "lidar_timeout: 0.0\nscore_threshold: 0.1\nnum_threads: 2\ndiagnostics_period: 0.1\nmodel_path: \"{}\"",
+        ck.display()
+    );
     let yaml = params_yaml(&rig, &compressed, &extra).replace("    model_path: \"stand-in\"\n", "");
     load(d, &yaml);
     let log_path = d.join("node.log");
@@ -158,8 +161,9 @@ fn node_detections_equal_altermoma_infer_on_the_same_frames() {
             break;
         }
     }
-    // sample 0 as recorded
-    peer.publish_frame(&frames[0]);
+    // sample 0 as recorded (the cloud once the node has every image: under load an image can
+    // arrive after its cloud, and the node would then rightly mask that camera)
+    peer.publish_frame_once_images_arrive(&frames[0], Duration::from_secs(60));
     let got = peer.objects_at(t0, Duration::from_secs(60));
     assert_eq!((got.header.frame_id.as_str(), got.mode.as_str()), ("LIDAR_TOP", "fusion"));
     assert_eq!(inferred[0].stamp_ns, t0);
@@ -194,7 +198,10 @@ fn node_binary_with_a_checkpoint_matches_the_pipeline() {
     let spec = SyntheticSpec { image_width: w as u32, image_height: h as u32, ..Default::default() };
     let compressed: Vec<bool> = (0..n).map(|i| i == 1).collect(); // one PNG camera (lossless)
     let rig0 = ring_rig(&refs);
-    let extra = format!("lidar_timeout: 0.0\nscore_threshold: 0.1\nnum_threads: 2\nmodel_path: \"{}\"", ck.display());
+    let extra = format!(
+        "lidar_timeout: 0.0\nscore_threshold: 0.1\nnum_threads: 2\ndiagnostics_period: 0.1\nmodel_path: \"{}\"",
+        ck.display()
+    );
     let yaml = params_yaml(&rig0, &compressed, &extra).replace("    model_path: \"stand-in\"\n", "");
     let params = load(dir.path(), &yaml);
     let rig = node_rig(&rig0, &params);
@@ -227,7 +234,7 @@ fn node_binary_with_a_checkpoint_matches_the_pipeline() {
         if k == 3 {
             f.cameras[4] = None;
         }
-        peer.publish_frame(&f);
+        peer.publish_frame_once_images_arrive(&f, Duration::from_secs(60));
         let got = peer.objects_at(stamp, Duration::from_secs(60));
         let want = reference.run(&f).unwrap();
         assert_eq!(got.header.frame_id, "lidar_top");

@@ -73,7 +73,11 @@ fn node_publishes_what_the_pipeline_computes_with_stamps_and_frames() {
     let rig0 = ring_rig(&["CAM_A", "CAM_B"]);
     let params = load(
         dir.path(),
-        &params_yaml(&rig0, &compressed, "lidar_timeout: 0.0\npublish_occupancy_grids: true\nscore_threshold: 0.3"),
+        &params_yaml(
+            &rig0,
+            &compressed,
+            "lidar_timeout: 0.0\npublish_occupancy_grids: true\nscore_threshold: 0.3\ndiagnostics_period: 0.1",
+        ),
     );
     let rig = node_rig(&rig0, &params);
     let spec = SyntheticSpec::default();
@@ -86,7 +90,7 @@ fn node_publishes_what_the_pipeline_computes_with_stamps_and_frames() {
         let input = synthetic_input(&spec, &rig, k, stamp, "lidar_top");
         let want = expected(&params, &input);
         assert!(want.detections.len() >= 3, "the synthetic frame must produce detections");
-        peer.publish_frame(&input);
+        peer.publish_frame_once_images_arrive(&input, T);
         let got = peer.objects_at(stamp, T);
         if got.mode != "fusion" {
             peer.pump(Duration::from_millis(1500));
@@ -129,7 +133,7 @@ fn node_publishes_what_the_pipeline_computes_with_stamps_and_frames() {
     for i in 0..2 {
         peer.publish_image(&input, i);
     }
-    peer.pump(Duration::from_millis(150));
+    peer.wait_images_received(T);
     let pts = input.points.as_ref().unwrap();
     let mut cloud = r2r::sensor_msgs::msg::PointCloud2::default();
     cloud.header = altermoma::ros::convert::header(stamp, "lidar_top");
@@ -169,7 +173,8 @@ fn vision_msgs_output_carries_the_same_detections() {
     let dir = tempfile::tempdir().unwrap();
     let compressed = [false, false];
     let rig0 = ring_rig(&["CAM_A", "CAM_B"]);
-    let params = load(dir.path(), &params_yaml(&rig0, &compressed, "lidar_timeout: 0.0\nscore_threshold: 0.3"));
+    let params =
+        load(dir.path(), &params_yaml(&rig0, &compressed, "lidar_timeout: 0.0\nscore_threshold: 0.3\ndiagnostics_period: 0.1"));
     let rig = node_rig(&rig0, &params);
     let spec = SyntheticSpec::default();
     let node = RunningNode::start_stand_in(params.clone(), Duration::ZERO);
@@ -182,7 +187,7 @@ fn vision_msgs_output_carries_the_same_detections() {
     let input = synthetic_input(&spec, &rig, 4, stamp, "lidar_top");
     let want = expected(&params, &input);
     assert!(want.detections.len() >= 3, "the synthetic frame must produce detections");
-    peer.publish_frame(&input);
+    peer.publish_frame_once_images_arrive(&input, T);
     check_frame(&peer.objects_at(stamp, T), &want);
     let t0 = std::time::Instant::now();
     let got = loop {

@@ -147,6 +147,8 @@ pub struct Peer {
     pub grids: Vec<OccupancyGrid>,
     /// Every input publisher has been matched by the node's subscription.
     matched: bool,
+    /// Images published per camera slot (what the node's `received` counts should reach).
+    sent_images: Vec<u64>,
 }
 
 impl Peer {
@@ -186,6 +188,7 @@ impl Peer {
             diags: Vec::new(),
             grids: Vec::new(),
             matched: false,
+            sent_images: vec![0; compressed.len()],
         }
     }
 
@@ -255,7 +258,8 @@ impl Peer {
     }
 
     /// Publish camera `i`'s image of `input` (raw or PNG as configured).
-    pub fn publish_image(&self, input: &FrameInput, i: usize) {
+    pub fn publish_image(&mut self, input: &FrameInput, i: usize) {
+        self.sent_images[i] += 1;
         let c = input.cameras[i].as_ref().unwrap();
         let h = header(c.stamp_ns, &c.calib.name);
         if self.is_compressed[i] {
@@ -282,6 +286,31 @@ impl Peer {
         }
         self.pump(Duration::from_millis(150));
         self.publish_cloud(input);
+    }
+
+    /// [`Self::publish_frame`], but the cloud goes out only once the node's diagnostics count
+    /// every image sent so far as received. On a loaded machine an image can reach the node
+    /// after its cloud, and the node then rightly masks that camera; a test comparing exact
+    /// outputs needs the frame as sent. Needs a short `diagnostics_period` in the parameters.
+    pub fn publish_frame_once_images_arrive(&mut self, input: &FrameInput, timeout: Duration) {
+        for i in 0..input.cameras.len() {
+            if input.cameras[i].is_some() {
+                self.publish_image(input, i);
+            }
+        }
+        self.wait_images_received(timeout);
+        self.publish_cloud(input);
+    }
+
+    /// Pump until the node's diagnostics count every image this peer sent as received.
+    pub fn wait_images_received(&mut self, timeout: Duration) {
+        let sent = self.sent_images.clone();
+        self.wait("the node to receive every image", timeout, |p| {
+            let received = |i: usize| {
+                diag_value(&p.diags, &format!("{NS}/input/image_{i}.received")).and_then(|v| v.parse::<u64>().ok())
+            };
+            sent.iter().enumerate().all(|(i, &n)| n == 0 || received(i).is_some_and(|r| r >= n)).then_some(())
+        });
     }
 
     /// Wait for the detections of the frame stamped `stamp_ns`.
