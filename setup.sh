@@ -133,7 +133,10 @@ FB_PKGS=()      # stand-ins to build, as name|source|prefix|build
 FB_PREFIXES=""  # their prefixes, colon-separated
 for pkg in tf2_msgs vision_msgs; do
   have=0
-  for d in "${fb_dirs[@]}"; do [ -n "$d" ] && [ -f "$d/share/$pkg/package.xml" ] && have=1; done
+  for d in "${fb_dirs[@]}"; do
+    case "$d" in "$DEPS"/*) continue ;; esac  # our own stand-ins, from a sourced env.sh
+    [ -n "$d" ] && [ -f "$d/share/$pkg/package.xml" ] && have=1
+  done
   [ "$have" = 1 ] && continue
   src=$ROOT/msg/fallback/$pkg
   h=$(hash_of "$src"/package.xml "$src"/CMakeLists.txt "$src"/msg/*.msg)-$ROS_MODE
