@@ -124,6 +124,14 @@ fn node_publishes_what_the_pipeline_computes_with_stamps_and_frames() {
         let grid =
             peer.wait("occupancy grid", T, |p| p.grids.iter().find(|g| stamp_to_ns(&g.header.stamp) == stamp).cloned());
         assert_eq!((grid.info.width as usize, grid.info.height as usize), (ws.grid.nx(), ws.grid.ny()));
+        #[cfg(feature = "vision_msgs")]
+        check_vision(
+            &peer.wait("vision_msgs detections", T, |p| {
+                p.vision.iter().find(|v| stamp_to_ns(&v.header.stamp) == stamp).cloned()
+            }),
+            &want,
+            stamp,
+        );
         stamp += FRAME;
     }
 
@@ -163,46 +171,7 @@ fn node_publishes_what_the_pipeline_computes_with_stamps_and_frames() {
 /// vision_msgs/Detection3DArray: the same boxes, class names and scores as its own message,
 /// with the frame's stamp and frame.
 #[cfg(feature = "vision_msgs")]
-#[test]
-fn vision_msgs_output_carries_the_same_detections() {
-    if !common::ros_isolated("vision_msgs_output_carries_the_same_detections") {
-        return;
-    }
-    use futures::{FutureExt, StreamExt};
-    use r2r::vision_msgs::msg::Detection3DArray as VisionArray;
-    let dir = tempfile::tempdir().unwrap();
-    let compressed = [false, false];
-    let rig0 = ring_rig(&["CAM_A", "CAM_B"]);
-    let params =
-        load(dir.path(), &params_yaml(&rig0, &compressed, "lidar_timeout: 0.0\nscore_threshold: 0.3\ndiagnostics_period: 0.1"));
-    let rig = node_rig(&rig0, &params);
-    let spec = SyntheticSpec::default();
-    let node = RunningNode::start_stand_in(params.clone(), Duration::ZERO);
-    let mut peer = Peer::new(&compressed);
-    let mut vision = peer
-        .node
-        .subscribe::<VisionArray>(&format!("{NS}/output/vision_objects"), r2r::QosProfile::default().keep_last(50))
-        .unwrap();
-    let stamp = prime(&mut peer, &rig, &spec, now_ns());
-    let input = synthetic_input(&spec, &rig, 4, stamp, "lidar_top");
-    let want = expected(&params, &input);
-    assert!(want.detections.len() >= 3, "the synthetic frame must produce detections");
-    peer.publish_frame_once_images_arrive(&input, T);
-    check_frame(&peer.objects_at(stamp, T), &want);
-    let t0 = std::time::Instant::now();
-    let got = loop {
-        assert!(t0.elapsed() < T, "no vision_msgs detections stamped {stamp}");
-        peer.pump(Duration::from_millis(5));
-        let mut found = None;
-        while let Some(m) = vision.next().now_or_never().flatten() {
-            if stamp_to_ns(&m.header.stamp) == stamp {
-                found = Some(m);
-            }
-        }
-        if let Some(m) = found {
-            break m;
-        }
-    };
+fn check_vision(got: &r2r::vision_msgs::msg::Detection3DArray, want: &FrameOutput, stamp: i64) {
     assert_eq!(got.header.frame_id, "lidar_top");
     assert_eq!(got.detections.len(), want.detections.len());
     for (k, (d, w)) in got.detections.iter().zip(&want.detections).enumerate() {
@@ -224,7 +193,6 @@ fn vision_msgs_output_carries_the_same_detections() {
         assert!(diff.min(std::f64::consts::TAU - diff) < 1e-9, "yaw {yaw} vs {}", w.yaw);
         assert_eq!(d.results[0].pose.pose, d.bbox.center);
     }
-    node.stop();
 }
 
 #[test]

@@ -113,8 +113,9 @@ pub struct Batch {
 
 /// Resize (fit width), crop the top or pad the bottom, normalise. Returns the image
 /// `[3, H, W]` and the matrix mapping original pixel coordinates to network ones.
-/// (One image; [`Batch::from_frames_in`] writes all images of a batch straight into the batch
-/// tensor with [`preprocess_image_into`].)
+/// (One image, for the tests; [`Batch::from_frames_in`] writes all images of a batch straight
+/// into the batch tensor with [`preprocess_images_into`].)
+#[cfg(test)]
 pub fn preprocess_image(
     img: &image::RgbImage,
     cfg: &ModelConfig,

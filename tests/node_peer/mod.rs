@@ -139,12 +139,17 @@ pub struct Peer {
     s_time: BoxStream<ProcessingTime>,
     s_diag: BoxStream<DiagnosticArray>,
     s_grid: BoxStream<OccupancyGrid>,
+    #[cfg(feature = "vision_msgs")]
+    s_vision: BoxStream<r2r::vision_msgs::msg::Detection3DArray>,
     pub objects: Vec<Detection3DArray>,
     pub seg: Vec<BevSegmentation>,
     pub markers: Vec<MarkerArray>,
     pub times: Vec<ProcessingTime>,
     pub diags: Vec<DiagnosticArray>,
     pub grids: Vec<OccupancyGrid>,
+    /// `~/output/vision_objects` (built with the `vision_msgs` feature).
+    #[cfg(feature = "vision_msgs")]
+    pub vision: Vec<r2r::vision_msgs::msg::Detection3DArray>,
     /// Every input publisher has been matched by the node's subscription.
     matched: bool,
     /// Images published per camera slot (what the node's `received` counts should reach).
@@ -179,7 +184,9 @@ impl Peer {
             s_markers: Box::new(node.subscribe(&format!("{NS}/output/markers"), big.clone()).unwrap()),
             s_time: Box::new(node.subscribe(&format!("{NS}/debug/processing_time"), big.clone()).unwrap()),
             s_diag: Box::new(node.subscribe("/diagnostics", big.clone()).unwrap()),
-            s_grid: Box::new(node.subscribe(&format!("{NS}/output/occupancy/drivable_area"), big).unwrap()),
+            s_grid: Box::new(node.subscribe(&format!("{NS}/output/occupancy/drivable_area"), big.clone()).unwrap()),
+            #[cfg(feature = "vision_msgs")]
+            s_vision: Box::new(node.subscribe(&format!("{NS}/output/vision_objects"), big).unwrap()),
             node,
             objects: Vec::new(),
             seg: Vec::new(),
@@ -187,6 +194,8 @@ impl Peer {
             times: Vec::new(),
             diags: Vec::new(),
             grids: Vec::new(),
+            #[cfg(feature = "vision_msgs")]
+            vision: Vec::new(),
             matched: false,
             sent_images: vec![0; compressed.len()],
         }
@@ -230,6 +239,8 @@ impl Peer {
             drain(&mut self.s_time, &mut self.times);
             drain(&mut self.s_diag, &mut self.diags);
             drain(&mut self.s_grid, &mut self.grids);
+            #[cfg(feature = "vision_msgs")]
+            drain(&mut self.s_vision, &mut self.vision);
             if t0.elapsed() >= d {
                 return;
             }
