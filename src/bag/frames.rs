@@ -16,10 +16,10 @@ use crate::geometry::{BevGrid, Box3D};
 use anyhow::{bail, Result};
 use nalgebra::{Isometry3, Quaternion as NQuaternion, Translation3, UnitQuaternion};
 use r2r::altermoma_msgs::msg::{BevSegmentation, Detection3D, FrameGroundTruth, RigCalibration};
-use r2r::builtin_interfaces::msg::Time;
 use super::messages::TfMessage;
-use r2r::geometry_msgs::msg::{Point, Pose, Quaternion, Vector3};
+use crate::ros::convert::{header, stamp_to_ns};
 use r2r::std_msgs::msg::Header;
+use r2r::geometry_msgs::msg::{Point, Pose, Quaternion, Vector3};
 
 /// Topic of the LiDAR clouds written by gen-bag.
 pub const LIDAR_TOPIC: &str = "/lidar_top/points";
@@ -47,21 +47,6 @@ pub fn camera_info_topic(camera: &str) -> String {
 /// Frame id of a camera's optical frame.
 pub fn camera_frame_id(camera: &str) -> String {
     camera.to_lowercase()
-}
-
-/// `builtin_interfaces/Time` of nanoseconds since the epoch (negative saturates at 0).
-pub fn stamp(ns: i64) -> Time {
-    let ns = ns.max(0);
-    Time { sec: (ns / 1_000_000_000) as i32, nanosec: (ns % 1_000_000_000) as u32 }
-}
-
-/// Nanoseconds since the epoch of a stamp.
-pub fn stamp_ns(t: &Time) -> i64 {
-    t.sec as i64 * 1_000_000_000 + t.nanosec as i64
-}
-
-pub fn header(ns: i64, frame_id: &str) -> Header {
-    Header { stamp: stamp(ns), frame_id: frame_id.into() }
 }
 
 /// Pose of a rigid transform.
@@ -254,7 +239,7 @@ pub fn frame_from_ground_truth(gt: &FrameGroundTruth) -> Result<Frame> {
     Ok(Frame {
         token: gt.sample_token.clone(),
         scene_token: gt.scene_token.clone(),
-        timestamp_us: stamp_ns(&gt.header.stamp) / 1000,
+        timestamp_us: stamp_to_ns(&gt.header.stamp) / 1000,
         lidar_to_ego: iso_of(&gt.lidar_to_ego, "FrameGroundTruth lidar_to_ego")?,
         ego_to_global: iso_of(&gt.ego_to_global, "FrameGroundTruth ego_to_global")?,
         points: None,

@@ -11,6 +11,7 @@
 
 use super::frames::{self, CALIBRATION_TOPIC, GROUND_TRUTH_TOPIC, LIDAR_FRAME, LIDAR_TOPIC, TF_STATIC_TOPIC};
 use super::writer::{BagWriter, StorageKind, TopicId};
+use crate::ros::convert::header;
 use crate::data::{CameraCalib, Frame, Points};
 use anyhow::{bail, Context, Result};
 use r2r::sensor_msgs::msg::{CompressedImage, Image, PointCloud2, PointField};
@@ -223,7 +224,7 @@ pub fn write_scene_bag(
         let mut batch: Vec<(i64, TopicId, Vec<u8>)> = Vec::new();
         if i == 0 {
             let calibs: Vec<CameraCalib> = frame.cameras.iter().map(|c| c.calib.clone()).collect();
-            let msg = frames::rig_calibration(&calibs, frames::header(stamp, LIDAR_FRAME));
+            let msg = frames::rig_calibration(&calibs, header(stamp, LIDAR_FRAME));
             let first = stamp.min(frame.cameras.iter().map(|c| c.timestamp_us * 1000).min().unwrap_or(stamp));
             batch.push((first, calib_topic, encode(&msg)?));
             // the same extrinsics as the vehicle's transform tree, rooted at base_link
@@ -232,7 +233,7 @@ pub fn write_scene_bag(
         for (k, (cam, topics)) in frame.cameras.iter().zip(&cam_topics).enumerate() {
             let cstamp = cam.timestamp_us * 1000;
             let log = cstamp + opts.camera_delay_ns + k as i64 * opts.camera_step_ns;
-            let h = frames::header(cstamp, &frames::camera_frame_id(&cam.calib.name));
+            let h = header(cstamp, &frames::camera_frame_id(&cam.calib.name));
             batch.push((log, topics.info, encode(&calib_to_camera_info(&cam.calib, h.clone()))?));
             if let Some(img) = &cam.image {
                 let bytes = match image_msg(img, opts.images, h)? {
@@ -246,7 +247,7 @@ pub fn write_scene_bag(
         let lidar_log = stamp + opts.lidar_delay_ns;
         batch.push((lidar_log, gt_topic, encode(&frames::ground_truth_msg(&frame))?));
         if let Some(points) = &frame.points {
-            batch.push((lidar_log, lidar_topic, encode(&points_to_cloud(points, frames::header(stamp, LIDAR_FRAME)))?));
+            batch.push((lidar_log, lidar_topic, encode(&points_to_cloud(points, header(stamp, LIDAR_FRAME)))?));
         }
         batch.sort_by_key(|(t, _, _)| *t);
         for (t, topic, bytes) in batch {

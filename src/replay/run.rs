@@ -16,7 +16,7 @@
 //! output).
 
 use super::processor::{Fed, FrameProcessor, ProcessedFrame};
-use crate::bag::frames::{self, frame_from_ground_truth};
+use crate::bag::frames::frame_from_ground_truth;
 use crate::bag::messages::{decode, is_known, Decoded};
 use crate::bag::{Bag, BagWriter, Issue, StorageKind, TopicId};
 use crate::data::Frame;
@@ -252,7 +252,7 @@ pub fn replay_many<P: FrameProcessor>(bag: &Bag, procs: &mut [P], opts: &ReplayO
         if let Decoded::FrameGroundTruth(g) = &msg {
             match frame_from_ground_truth(g) {
                 Ok(f) => {
-                    if gt_by_stamp.insert(frames::stamp_ns(&g.header.stamp), f.token.clone()).is_none() {
+                    if gt_by_stamp.insert(crate::ros::convert::stamp_to_ns(&g.header.stamp), f.token.clone()).is_none() {
                         ground_truth.push(f);
                     }
                 }

@@ -107,7 +107,7 @@ impl FrameProcessor for Oracle {
                 Fed::Taken
             }
             Decoded::PointCloud2(c) if topic == LIDAR_TOPIC => {
-                Fed::Frame(crate::bag::frames::stamp_ns(&c.header.stamp))
+                Fed::Frame(crate::ros::convert::stamp_to_ns(&c.header.stamp))
             }
             Decoded::PointCloud2(_) => Fed::Rejected("cloud on an unexpected topic".into()),
             _ => Fed::Ignored,
@@ -128,7 +128,7 @@ impl FrameProcessor for Oracle {
             frame_id: "lidar_top".into(),
             mode: "fusion".into(),
             objects: Detection3DArray {
-                header: crate::bag::frames::header(job, "lidar_top"),
+                header: crate::ros::convert::header(job, "lidar_top"),
                 mode: "fusion".into(),
                 detections: vec![Default::default(); boxes.len()],
             },
