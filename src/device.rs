@@ -40,15 +40,22 @@ pub fn parse_device(spec: &str) -> Result<Device> {
 }
 
 /// True when libtorch can use a CUDA device. When the binary was built without linking
-/// libtorch_cuda (its CUDA libraries were missing at build time), this tries to load it now.
+/// libtorch_cuda (its CUDA libraries were missing at build time), this tries to load it first.
 pub fn cuda_available() -> bool {
-    if tch::Cuda::is_available() {
-        return true;
-    }
-    try_load_torch_cuda() && tch::Cuda::is_available()
+    load_torch_cuda();
+    tch::Cuda::is_available()
 }
 
-fn try_load_torch_cuda() -> bool {
+/// Load libtorch_cuda at run time when the binary was built without linking it (its CUDA
+/// libraries were missing at build time), so that a GPU present now can be used. The
+/// binaries call this first thing in `main`: libtorch asks its CUDA hooks once, on the first
+/// CUDA question (`is_available`, `manual_seed`, ...), and keeps the answer, so loading the
+/// library after that question has been asked is too late (seen on an H200: the CPU-built
+/// binary then said CUDA was not available). Returns whether libtorch_cuda is in the process.
+pub fn load_torch_cuda() -> bool {
+    if cfg!(altermoma_cuda_linked) {
+        return true;
+    }
     use std::sync::OnceLock;
     static LOADED: OnceLock<bool> = OnceLock::new();
     *LOADED.get_or_init(|| {

@@ -47,6 +47,8 @@ struct Args {
 fn main() -> std::process::ExitCode {
     altermoma::logging::init();
     altermoma::host_memory::retain_freed_memory();
+    // before anything asks libtorch about CUDA (see `load_torch_cuda`)
+    altermoma::device::load_torch_cuda();
     let argv: Vec<String> = std::env::args().collect();
     // clap sees what comes before the first --ros-args; rcl (and parse_ros_args) the rest.
     let split = argv.iter().position(|a| a == "--ros-args").unwrap_or(argv.len());

@@ -70,7 +70,8 @@ impl PillarEncoder {
             + v.coords.select(1, 2))
             * ny
             + v.coords.select(1, 3);
-        let canvas = Tensor::zeros([batch_size * nz * nx * ny, c], opts).index_add(0, &lin, &y);
+        // (under FP16 autocast the layer's output is half; the canvas stays float32)
+        let canvas = Tensor::zeros([batch_size * nz * nx * ny, c], opts).index_add(0, &lin, &y.to_kind(Kind::Float));
         canvas
             .view([batch_size, nz, nx, ny, c])
             .permute([0, 1, 4, 2, 3])
