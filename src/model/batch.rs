@@ -122,7 +122,7 @@ pub fn preprocess_image(
     device: Device,
 ) -> (Tensor, Matrix3<f64>) {
     let [h, w] = cfg.camera.image_size;
-    let mut buffers = ResizeBuffers::default();
+    let mut buffers = ImageResizeBuffers::default();
     let mut a = Matrix3::identity();
     let t = host_tensor_with(&[3, h, w], |out| a = preprocess_image_into(img, cfg, &mut buffers, out));
     (t.to_device(device), a)
@@ -166,7 +166,7 @@ impl ResizeGeometry {
 pub fn preprocess_image_into(
     img: &image::RgbImage,
     cfg: &ModelConfig,
-    buffers: &mut ResizeBuffers,
+    buffers: &mut ImageResizeBuffers,
     out: &mut [f32],
 ) -> Matrix3<f64> {
     use fast_image_resize::{images::Image, images::ImageRef, FilterType, PixelType, ResizeAlg, ResizeOptions};
@@ -230,29 +230,44 @@ pub struct BatchWorkspace {
 }
 
 /// Resize and normalise every image of a batch into its `3 * H * W` chunk of `pixels`, zeros
-/// for a masked camera (None), one image after the other with the same buffers. (Spreading
-/// the images over rayon's pool was no faster on the 2-core development machine, with the
-/// second core idle: six 1600x900 images are memory-bound there.)
+/// for a masked camera (None). The images are spread over rayon's pool, each with its own
+/// resizer and buffer: on the 16-core GPU machine (H200) this is what keeps six 1600x900
+/// camera images from costing the node several milliseconds per frame; on the 2-core
+/// development machine, where six such images are memory-bound, it is about as fast as one
+/// image after the other. Each image's values do not depend on the others or on the order.
 pub fn preprocess_images_into(
     images: &[Option<&SharedImage>],
     cfg: &ModelConfig,
     buffers: &mut ResizeBuffers,
     pixels: &mut [f32],
 ) {
+    use rayon::prelude::*;
     let per_image = pixels.len() / images.len().max(1);
-    for (img, out) in images.iter().zip(pixels.chunks_exact_mut(per_image)) {
-        match img {
+    if buffers.per_image.len() < images.len() {
+        buffers.per_image.resize_with(images.len(), Default::default);
+    }
+    images
+        .par_iter()
+        .zip(pixels.par_chunks_exact_mut(per_image.max(1)))
+        .zip(buffers.per_image.par_iter_mut())
+        .for_each(|((img, out), bufs)| match img {
             Some(img) => {
-                preprocess_image_into(img, cfg, buffers, out);
+                preprocess_image_into(img, cfg, bufs, out);
             }
             None => out.fill(0.0),
-        }
-    }
+        });
 }
 
-/// The image resizer and its destination buffer.
+/// The image resizers and their destination buffers of a batch: one set per image, so that
+/// the images are resized in parallel.
 #[derive(Default)]
 pub struct ResizeBuffers {
+    per_image: Vec<ImageResizeBuffers>,
+}
+
+/// One image's resizer and destination buffer.
+#[derive(Default)]
+pub struct ImageResizeBuffers {
     resizer: fast_image_resize::Resizer,
     resized: Vec<u8>,
 }
@@ -699,7 +714,7 @@ mod tests {
             let [h_out, w_out] = cfg.camera.image_size.map(|v| v as usize);
             let img = pattern(w, h);
             let mut out = vec![0f32; 3 * h_out * w_out];
-            preprocess_image_into(&img, &cfg, &mut ResizeBuffers::default(), &mut out);
+            preprocess_image_into(&img, &cfg, &mut ImageResizeBuffers::default(), &mut out);
             // the former way: the whole image resized, then the top rows dropped
             let geo = ResizeGeometry::new(w, h, &cfg);
             let (h_res, top) = (geo.resized_height, geo.top);
@@ -745,7 +760,7 @@ mod tests {
             match slot {
                 Some(img) => {
                     let mut alone = vec![0f32; per];
-                    preprocess_image_into(img, &cfg, &mut ResizeBuffers::default(), &mut alone);
+                    preprocess_image_into(img, &cfg, &mut ImageResizeBuffers::default(), &mut alone);
                     let differ = got.iter().zip(&alone).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
                     assert_eq!(differ, 0, "slot {k} ({}x{}): {differ} values differ", img.width(), img.height());
                 }
