@@ -158,6 +158,10 @@ mod imp {
         pub outside_share_of_latency: f64,
         /// (sum of stages - network forward) / sum of stages, mean over frames.
         pub outside_share_of_processing: f64,
+        /// Sum of stages - network forward (ms), mean over frames.
+        pub outside_network_mean_ms: f64,
+        /// `outside_network_mean_ms` / the input period (1 / `--rate`).
+        pub outside_share_of_period: f64,
         pub latencies_ms: Vec<f64>,
         pub memory: Option<MemoryResult>,
     }
@@ -406,7 +410,7 @@ mod imp {
             peer.pump_until(Instant::now() + Duration::from_secs(3));
             let mut lat = Vec::new();
             let mut stage_sum = [0.0; 8];
-            let (mut out_lat, mut out_proc, mut net) = (0.0, 0.0, 0.0);
+            let (mut out_lat, mut out_proc, mut out_ms, mut net) = (0.0, 0.0, 0.0, 0.0);
             let mut last: Option<&ProcessingTime> = None;
             for s in &stamps {
                 if let Some(m) = peer.got.get(s) {
@@ -423,6 +427,7 @@ mod imp {
                     net += t.network();
                     out_lat += (m.pipeline_latency_ms - t.network()).max(0.0) / m.pipeline_latency_ms.max(1e-9);
                     out_proc += t.outside_network() / t.total().max(1e-9);
+                    out_ms += t.outside_network();
                     last = Some(m);
                 }
             }
@@ -446,6 +451,8 @@ mod imp {
                 network_mean_ms: net / n,
                 outside_share_of_latency: out_lat / n,
                 outside_share_of_processing: out_proc / n,
+                outside_network_mean_ms: out_ms / n,
+                outside_share_of_period: out_ms / n * args.rate / 1e3,
                 latencies_ms: latencies,
                 memory: None,
             };
@@ -581,13 +588,15 @@ mod imp {
 
     fn print_row(r: &ModelResult) {
         println!(
-            "{:<16} p50 {:>8.1} ms  p99 {:>8.1} ms  network {:>7.1} ms  outside network {:>5.1}% of latency, {:>5.1}% of processing  dropped {}/{}",
+            "{:<16} p50 {:>8.1} ms  p99 {:>8.1} ms  network {:>7.1} ms  outside network {:>6.2} ms = {:>5.1}% of latency, {:>5.1}% of processing, {:>5.1}% of the input period  dropped {}/{}",
             r.label,
             r.latency_p50_ms,
             r.latency_p99_ms,
             r.network_mean_ms,
+            r.outside_network_mean_ms,
             100.0 * r.outside_share_of_latency,
             100.0 * r.outside_share_of_processing,
+            100.0 * r.outside_share_of_period,
             r.dropped,
             r.published
         );
@@ -606,10 +615,10 @@ mod imp {
             if args.fp16 { ", fp16" } else { "" },
             if args.visualize { ", RViz markers (`--visualize`)" } else { "" }
         );
-        s += "| model | processed / published | dropped | p50 ms | p99 ms | network ms | outside network (of latency) | outside network (of processing) |\n|---|---|---|---|---|---|---|---|\n";
+        s += "| model | processed / published | dropped | p50 ms | p99 ms | network ms | outside network ms | of latency | of processing | of the input period |\n|---|---|---|---|---|---|---|---|---|---|\n";
         for r in results {
             s += &format!(
-                "| {} | {}/{} | {} | {:.1} | {:.1} | {:.1} | {:.1}% | {:.1}% |\n",
+                "| {} | {}/{} | {} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1}% | {:.1}% | {:.1}% |\n",
                 r.label,
                 r.processed,
                 r.published,
@@ -617,8 +626,10 @@ mod imp {
                 r.latency_p50_ms,
                 r.latency_p99_ms,
                 r.network_mean_ms,
+                r.outside_network_mean_ms,
                 100.0 * r.outside_share_of_latency,
-                100.0 * r.outside_share_of_processing
+                100.0 * r.outside_share_of_processing,
+                100.0 * r.outside_share_of_period
             );
         }
         s += "\nMean stage times (ms):\n\n| model | ";
