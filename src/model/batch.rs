@@ -741,8 +741,9 @@ mod tests {
     }
 
     /// The batch's images, in slot order with a masked slot and a model-size image among
-    /// camera-size ones, come out as each image does alone (the buffers are reused between
-    /// sizes), and a masked slot is all zeros.
+    /// camera-size ones, come out as each image does alone, and a masked slot is all zeros.
+    /// The second batch reuses the first one's buffers with the slots reversed, so each
+    /// per-image resizer and buffer meets another size than before.
     #[test]
     fn batch_images_equal_images_preprocessed_one_by_one() {
         let cfg = tiny();
@@ -753,18 +754,30 @@ mod tests {
             sizes.iter().enumerate().map(|(k, &(w, h))| std::sync::Arc::new(pattern(w + k as u32, h))).collect();
         let mut slots: Vec<Option<&SharedImage>> = imgs.iter().map(Some).collect();
         slots.insert(2, None);
-        let mut batch = vec![f32::NAN; slots.len() * per];
-        preprocess_images_into(&slots, &cfg, &mut ResizeBuffers::default(), &mut batch);
-        for (k, slot) in slots.iter().enumerate() {
-            let got = &batch[k * per..(k + 1) * per];
-            match slot {
-                Some(img) => {
-                    let mut alone = vec![0f32; per];
-                    preprocess_image_into(img, &cfg, &mut ImageResizeBuffers::default(), &mut alone);
-                    let differ = got.iter().zip(&alone).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
-                    assert_eq!(differ, 0, "slot {k} ({}x{}): {differ} values differ", img.width(), img.height());
+        let mut buffers = ResizeBuffers::default();
+        for round in 0..2 {
+            if round == 1 {
+                slots.reverse();
+            }
+            let mut batch = vec![f32::NAN; slots.len() * per];
+            preprocess_images_into(&slots, &cfg, &mut buffers, &mut batch);
+            for (k, slot) in slots.iter().enumerate() {
+                let got = &batch[k * per..(k + 1) * per];
+                match slot {
+                    Some(img) => {
+                        let mut alone = vec![0f32; per];
+                        preprocess_image_into(img, &cfg, &mut ImageResizeBuffers::default(), &mut alone);
+                        let differ = got.iter().zip(&alone).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+                        assert_eq!(
+                            differ,
+                            0,
+                            "round {round}, slot {k} ({}x{}): {differ} values differ",
+                            img.width(),
+                            img.height()
+                        );
+                    }
+                    None => assert!(got.iter().all(|&v| v == 0.0), "round {round}: masked slot {k} is not zero"),
                 }
-                None => assert!(got.iter().all(|&v| v == 0.0), "masked slot {k} is not zero"),
             }
         }
     }
