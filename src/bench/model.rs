@@ -4,10 +4,12 @@
 //! resized, cropped and normalised into a new input tensor, as the node's batch building does
 //! it), `voxelise` (a 34k-point sweep), `camera` (backbone + neck + LSS),
 //! `lidar` (pillars + BEV backbone), `fuse` (ConvFuser + decoder), `heads`, `post` (top-k,
-//! circle NMS, segmentation sigmoid). Model inputs are the data-free batch (every voxel slot
-//! up to `max_voxels` filled: the LiDAR branch's worst case), weights random.
+//! circle NMS, segmentation sigmoid), and apart from the total both box decoding paths on the
+//! same head outputs (`decode: on host`, `decode: on device`). Model inputs are the data-free
+//! batch (every voxel slot up to `max_voxels` filled: the LiDAR branch's worst case), weights random.
 
 use crate::model::batch::{host_tensor_with, preprocess_images_into, Batch, ResizeBuffers};
+use crate::model::centerpoint;
 use crate::model::config::ModelConfig;
 use crate::model::flops;
 use crate::model::load::LoadedModel;
@@ -182,11 +184,16 @@ fn bench_config(cfg: &ModelConfig, runs: usize, warmup: usize, dev: Device) -> R
         "heads",
         "post",
         "total",
+        // both decoding paths side by side (not in the total): `post` runs the one for the
+        // device (host on the CPU, the device formulation elsewhere)
+        "decode: on host",
+        "decode: on device",
     ];
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); stages.len()];
     tch::no_grad(|| {
         for it in 0..warmup + runs {
-            let mut t = [0f64; 8];
+            let mut t = [0f64; 10];
+            t[8..].fill(f64::NAN); // (no detection head: no decoding)
             let clock = Instant::now();
             let mut s = Instant::now();
             let mut lap = |k: usize, s: &mut Instant| {
@@ -223,6 +230,15 @@ fn bench_config(cfg: &ModelConfig, runs: usize, warmup: usize, dev: Device) -> R
             lap(6, &mut s);
             sync(dev);
             t[7] = clock.elapsed().as_secs_f64() * 1e3;
+            if let (Some(d), Some(c)) = (&out.det, &cfg.heads.det) {
+                let grid = model.bev_grid();
+                let s = Instant::now();
+                let _ = centerpoint::decode_on_host(d, c, &grid);
+                t[8] = s.elapsed().as_secs_f64() * 1e3;
+                let s = Instant::now();
+                let _ = centerpoint::decode_on_device(d, c, &grid);
+                t[9] = s.elapsed().as_secs_f64() * 1e3;
+            }
             if it >= warmup {
                 for k in 0..stages.len() {
                     times[k].push(t[k]);

@@ -321,12 +321,22 @@ pub fn losses(out: &DetOutput, t: &DetTargets) -> (Tensor, Tensor) {
 /// `pre_max` of them, decoded from their box codes, then circle NMS per class and at most
 /// `post_max`. (On the logits rather than the scores, as the sigmoid is monotonic: the two
 /// differ only where two neighbours' logits round to the same score, e.g. both 1.0, where a
-/// plateau of the scores would give several peaks.)
+/// plateau of the scores would give several peaks.) Equal scores keep cell order.
 ///
-/// Runs on the host in plain Rust over one copy of the heatmap and the codes: a few
-/// thousand cells per class, far cheaper than a dozen small libtorch operators (and their
-/// thread-pool hand-offs) on a busy CPU. Equal scores keep cell order.
+/// Where the outputs are: on the CPU [`decode_on_host`], elsewhere (CUDA)
+/// [`decode_on_device`], which copies only the best `pre_max` peaks to the host.
 pub fn decode(out: &DetOutput, cfg: &CenterPointConfig, grid: &BevGrid) -> Vec<Vec<Box3D>> {
+    if out.heatmap.device() == tch::Device::Cpu {
+        decode_on_host(out, cfg, grid)
+    } else {
+        decode_on_device(out, cfg, grid)
+    }
+}
+
+/// [`decode`] in plain Rust over one copy of the heatmap and the codes: a few thousand cells
+/// per class, far cheaper than a dozen small libtorch operators (and their thread-pool
+/// hand-offs) on a busy CPU.
+pub fn decode_on_host(out: &DetOutput, cfg: &CenterPointConfig, grid: &BevGrid) -> Vec<Vec<Box3D>> {
     let host = |t: &Tensor| -> Vec<f32> {
         let t = t.detach().to_kind(Kind::Float).to_device(tch::Device::Cpu).contiguous();
         Vec::<f32>::try_from(t.reshape([-1])).unwrap_or_default()
@@ -347,16 +357,15 @@ pub fn decode(out: &DetOutput, cfg: &CenterPointConfig, grid: &BevGrid) -> Vec<V
     // A NaN logit becomes +inf: it suppresses every peak it neighbours and is no peak itself
     // (a genuine +inf becomes f32::MAX, a score of 1). With no NaN left, the maxima below are
     // plain compares, which the compiler vectorises. Logits below `lo` score under the
-    // threshold for sure (margin 1e-3, far above the sigmoid's rounding) and skip the exp.
-    let t = cfg.score_threshold;
-    let lo = if t > 0.0 && t < 1.0 { ((t / (1.0 - t)).ln() - 1e-3) as f32 } else { f32::NEG_INFINITY };
+    // threshold for sure and skip the exp.
+    let lo = lowest_logit(cfg.score_threshold);
     for bi in 0..b {
         for (l, &x) in logit.iter_mut().zip(&heat[bi * nc * cells..(bi + 1) * nc * cells]) {
             *l = if x.is_nan() { f32::INFINITY } else { x.min(f32::MAX) };
         }
         // (score, class * cells + cell) of the peaks scoring at least the threshold: a peak is
         // its 3x3 neighbourhood's maximum (a separable max-pool: along rows, then columns)
-        let mut cand: Vec<(f32, usize)> = Vec::new();
+        let mut cand: Vec<Candidate> = Vec::new();
         for c in 0..nc {
             let hm = &logit[c * cells..(c + 1) * cells];
             for (row, out) in hm.chunks_exact(ny).zip(row_max.chunks_exact_mut(ny)) {
@@ -368,48 +377,134 @@ pub fn decode(out: &DetOutput, cfg: &CenterPointConfig, grid: &BevGrid) -> Vec<V
                 max_of_rows(rows(up), rows(i), rows(down), &mut col_max);
                 for (j, (&x, &m)) in hm[i * ny..(i + 1) * ny].iter().zip(&col_max).enumerate() {
                     if x >= lo && x >= m && x < f32::INFINITY {
-                        let score = 1.0 / (1.0 + (-x).exp());
-                        if score as f64 >= t {
-                            cand.push((score, c * cells + i * ny + j));
+                        let cell = i * ny + j;
+                        if let Some(score) = peak_score(x, cfg.score_threshold) {
+                            cand.push(Candidate { score, q: c * cells + cell, row: cell });
                         }
                     }
                 }
             }
         }
-        // the best k, best first (equal scores in cell order): select, then sort only those
-        let order = |x: &(f32, usize), y: &(f32, usize)| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1));
-        if cand.len() > k && k > 0 {
-            cand.select_nth_unstable_by(k - 1, order);
-        }
-        cand.truncate(k);
-        cand.sort_unstable_by(order);
         let code = &codes[bi * CODE_SIZE * cells..(bi + 1) * CODE_SIZE * cells];
-        let boxes: Vec<Box3D> = cand
-            .iter()
-            .map(|&(score, q)| {
-                let (cls, cell) = (q / cells, q % cells);
-                let c = |ch: usize| code[ch * cells + cell] as f64;
-                let (i, j) = (cell / ny, cell % ny);
-                Box3D {
-                    center: [
-                        grid.x_min + (i as f64 + c(0)) * grid.resolution,
-                        grid.y_min + (j as f64 + c(1)) * grid.resolution,
-                        c(2),
-                    ],
-                    size: [c(3), c(4), c(5)].map(|v| v.clamp(-5.0, 5.0).exp()),
-                    yaw: c(6).atan2(c(7)),
-                    velocity: [c(8), c(9)],
-                    label: cls,
-                    score: score as f64,
-                }
-            })
-            .collect();
-        let keep = circle_nms(&boxes, &cfg.nms_radius);
-        let mut kept: Vec<Box3D> = keep.into_iter().map(|i| boxes[i].clone()).collect();
-        kept.truncate(cfg.post_max);
-        frames.push(kept);
+        frames.push(boxes_from_candidates(cand, k, cells, ny, grid, cfg, |row, ch| code[ch * cells + row] as f64));
     }
     frames
+}
+
+/// [`decode`] with the peaks found and ranked where the outputs are (a 3x3 max-pool and a
+/// top-k over classes and cells): only the best `pre_max` peaks' logits, indices and box
+/// codes are copied to the host, in one copy, instead of the whole heatmap and code maps.
+/// The host then applies the threshold, the order and NMS as [`decode_on_host`] does, on
+/// the same float values, so the boxes are the same, except where more than `pre_max` peaks
+/// score the same at the cut (the top-k may keep other cells of equal score).
+pub fn decode_on_device(out: &DetOutput, cfg: &CenterPointConfig, grid: &BevGrid) -> Vec<Vec<Box3D>> {
+    let s = out.heatmap.size();
+    let (b, nc, nx, ny) = (s[0], s[1], s[2], s[3]);
+    let cells = nx * ny;
+    let k = cfg.pre_max.max(0).min(nc * cells);
+    if k == 0 || out.codes.size() != [b, CODE_SIZE as i64, nx, ny] {
+        return vec![Vec::new(); b as usize];
+    }
+    // as the host path: NaN -> +inf (no peak, suppresses its neighbours), +inf -> f32::MAX;
+    // -inf becomes the lowest float, which scores 0 as -inf does
+    let logit = out.heatmap.detach().to_kind(Kind::Float).nan_to_num(f64::INFINITY, f32::MAX as f64, None);
+    let m = logit.max_pool2d([3, 3], [1, 1], [1, 1], [1, 1], false);
+    let lo = lowest_logit(cfg.score_threshold) as f64;
+    let peak = logit.ge_tensor(&m).logical_and(&logit.ge(lo)).logical_and(&logit.isfinite());
+    // non-peaks sink to -inf, below every peak
+    let ranked = logit.where_scalarother(&peak, f64::NEG_INFINITY).reshape([b, -1]);
+    let (top, idx) = ranked.topk(k, 1, true, true); // [B, K]
+    let codes = out.codes.detach().to_kind(Kind::Float).reshape([b, CODE_SIZE as i64, cells]);
+    let picked = codes.gather(2, &idx.remainder(cells).unsqueeze(1).expand([b, CODE_SIZE as i64, k], false), false);
+    // one copy: per sample 2 + CODE_SIZE rows of K (logit, index, codes), in f64 (exact for
+    // the f32 values and for indices below 2^53)
+    let packed = Tensor::cat(&[top.unsqueeze(1).to_kind(Kind::Double), idx.unsqueeze(1).to_kind(Kind::Double), picked.to_kind(Kind::Double)], 1);
+    let host = Vec::<f64>::try_from(packed.to_device(tch::Device::Cpu).contiguous().reshape([-1])).unwrap_or_default();
+    let (k, cells, ny, rows) = (k as usize, cells as usize, ny as usize, 2 + CODE_SIZE);
+    if host.len() != b as usize * rows * k {
+        return vec![Vec::new(); b as usize];
+    }
+    host.chunks_exact(rows * k)
+        .map(|sample| {
+            let cand = (0..k)
+                .filter(|&r| sample[r] > f64::NEG_INFINITY)
+                .filter_map(|r| {
+                    let score = peak_score(sample[r] as f32, cfg.score_threshold)?;
+                    let q = sample[k + r] as usize;
+                    Some(Candidate { score, q, row: r })
+                })
+                .collect();
+            boxes_from_candidates(cand, k, cells, ny, grid, cfg, |r, ch| sample[(2 + ch) * k + r])
+        })
+        .collect()
+}
+
+/// A heatmap peak: its score, `class * cells + cell`, and where its box codes are.
+#[derive(Clone, Copy, Debug)]
+struct Candidate {
+    score: f32,
+    q: usize,
+    row: usize,
+}
+
+/// Logits below this score under `threshold` for sure (margin 1e-3, far above the
+/// sigmoid's rounding).
+fn lowest_logit(threshold: f64) -> f32 {
+    if threshold > 0.0 && threshold < 1.0 {
+        ((threshold / (1.0 - threshold)).ln() - 1e-3) as f32
+    } else {
+        f32::NEG_INFINITY
+    }
+}
+
+/// The score of a peak's logit, if it reaches `threshold`.
+fn peak_score(x: f32, threshold: f64) -> Option<f32> {
+    let score = 1.0 / (1.0 + (-x).exp());
+    (score as f64 >= threshold).then_some(score)
+}
+
+/// The best `k` candidates (best first, equal scores in `q` order), decoded from their box
+/// codes (`code(row, channel)`), circle NMS per class, at most `post_max`.
+fn boxes_from_candidates(
+    mut cand: Vec<Candidate>,
+    k: usize,
+    cells: usize,
+    ny: usize,
+    grid: &BevGrid,
+    cfg: &CenterPointConfig,
+    code: impl Fn(usize, usize) -> f64,
+) -> Vec<Box3D> {
+    // select, then sort only those
+    let order = |x: &Candidate, y: &Candidate| y.score.total_cmp(&x.score).then(x.q.cmp(&y.q));
+    if cand.len() > k && k > 0 {
+        cand.select_nth_unstable_by(k - 1, order);
+    }
+    cand.truncate(k);
+    cand.sort_unstable_by(order);
+    let boxes: Vec<Box3D> = cand
+        .iter()
+        .map(|p| {
+            let (cls, cell) = (p.q / cells, p.q % cells);
+            let c = |ch: usize| code(p.row, ch);
+            let (i, j) = (cell / ny, cell % ny);
+            Box3D {
+                center: [
+                    grid.x_min + (i as f64 + c(0)) * grid.resolution,
+                    grid.y_min + (j as f64 + c(1)) * grid.resolution,
+                    c(2),
+                ],
+                size: [c(3), c(4), c(5)].map(|v| v.clamp(-5.0, 5.0).exp()),
+                yaw: c(6).atan2(c(7)),
+                velocity: [c(8), c(9)],
+                label: cls,
+                score: p.score as f64,
+            }
+        })
+        .collect();
+    let keep = circle_nms(&boxes, &cfg.nms_radius);
+    let mut kept: Vec<Box3D> = keep.into_iter().map(|i| boxes[i].clone()).collect();
+    kept.truncate(cfg.post_max);
+    kept
 }
 
 /// The larger of two numbers that are not NaN (see [`decode`]): a plain compare, which the
@@ -528,6 +623,44 @@ mod tests {
                     }
                     assert!((a.yaw - b.yaw).abs() < 1e-9 && a.velocity == b.velocity);
                 }
+            }
+        }
+    }
+
+    /// The device formulation (run here on CPU tensors) gives the host path's boxes exactly:
+    /// batches of two, NaN and infinite logits, the top-k cut below and above the number of
+    /// peaks, a threshold of 0 (every peak a candidate, -inf logits included).
+    #[test]
+    fn device_decode_equals_host_decode() {
+        let grid = BevGrid { x_min: -16.0, x_max: 16.0, y_min: -16.0, y_max: 16.0, resolution: 0.5 };
+        tch::manual_seed(11);
+        for (trial, (pre_max, threshold)) in [(40, 0.3), (5000, 0.3), (20_000, 0.0), (1, 0.5), (0, 0.3)].into_iter().enumerate() {
+            let mut c = cfg();
+            c.pre_max = pre_max;
+            c.score_threshold = threshold;
+            let heatmap = Tensor::randn([2, 10, 64, 64], (Kind::Float, tch::Device::Cpu)) * 2.0;
+            let flat = heatmap.view([-1]);
+            for (cell, v) in [(5, f64::NAN), (77, f64::INFINITY), (300, f64::NEG_INFINITY), (40_000, f64::NAN), (41_000, f64::INFINITY)] {
+                let _ = flat.get(cell).fill_(v);
+            }
+            let out = DetOutput {
+                heatmap,
+                codes: Tensor::randn([2, CODE_SIZE as i64, 64, 64], (Kind::Float, tch::Device::Cpu)),
+            };
+            let host = decode_on_host(&out, &c, &grid);
+            let device = decode_on_device(&out, &c, &grid);
+            assert_eq!(host.len(), 2);
+            assert_eq!(host, device, "trial {trial}");
+            if pre_max > 0 {
+                assert!(host.iter().all(|f| !f.is_empty()), "trial {trial}: no boxes");
+            }
+            if pre_max == 1 {
+                assert!(host.iter().all(|f| f.len() == 1), "trial {trial}");
+            }
+            // with a NaN neighbour and an infinite logit present, boxes still come out finite
+            // in position; the +inf logit (f32::MAX) scores 1 and comes first in its sample
+            if pre_max >= 5000 {
+                assert_eq!(host[0][0].score, 1.0, "trial {trial}");
             }
         }
     }
