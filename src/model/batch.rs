@@ -32,22 +32,50 @@ pub struct CameraGeometry {
 
 /// Voxels on the model's device.
 #[derive(Debug)]
+/// The compact layout of [`crate::model::voxelize`]: the points kept, not the padded slots.
 pub struct VoxelTensors {
-    /// `[V, max_points, 4]` (x, y, z, scaled intensity), zero-padded.
-    pub features: Tensor,
+    /// `[N, 4]` (x, y, z, scaled intensity) of the points kept.
+    pub points: Tensor,
+    /// `[N]` int64: each point's slot in the padded layout, `voxel * max_points + k`.
+    pub slots: Tensor,
     /// `[V]` int64.
     pub num_points: Tensor,
     /// `[V, 4]` int64 `(batch, iz, ix, iy)`.
     pub coords: Tensor,
+    /// `[V, 3]` mean x, y, z of each voxel's points.
+    pub means: Tensor,
+    /// Slots per voxel in the padded layout.
+    pub max_points: i64,
 }
 
 impl VoxelTensors {
     pub fn to_device(self, device: Device) -> Self {
         Self {
-            features: self.features.to_device(device),
+            points: self.points.to_device(device),
+            slots: self.slots.to_device(device),
             num_points: self.num_points.to_device(device),
             coords: self.coords.to_device(device),
+            means: self.means.to_device(device),
+            max_points: self.max_points,
         }
+    }
+
+    /// Voxels in the batch.
+    pub fn len(&self) -> i64 {
+        self.num_points.size()[0]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The zero-padded `[V, max_points, 4]` layout (empty slots zero), on the points' device.
+    pub fn padded_features(&self) -> Tensor {
+        let (nv, p) = (self.len(), self.max_points);
+        let d = VOXEL_POINT_DIMS as i64;
+        Tensor::zeros([nv * p, d], (self.points.kind(), self.points.device()))
+            .index_copy(0, &self.slots, &self.points)
+            .view([nv, p, d])
     }
 }
 
@@ -374,12 +402,16 @@ pub fn flip_box(b: &Box3D, flip: (bool, bool)) -> Box3D {
 }
 
 fn voxel_tensors(v: &Voxels, max_points: usize, device: Device) -> VoxelTensors {
-    let n = v.len() as i64;
+    let (n, np) = (v.len() as i64, v.slots.len() as i64);
     VoxelTensors {
-        features: host_tensor(&v.features, &[n, max_points as i64, VOXEL_POINT_DIMS as i64]).to_device(device),
-        num_points: host_tensor(&v.num_points, &[n]).to_device(device),
-        coords: host_tensor(&v.coords, &[n, 4]).to_device(device),
+        points: host_tensor(&v.points, &[np, VOXEL_POINT_DIMS as i64]),
+        slots: host_tensor(&v.slots, &[np]),
+        num_points: host_tensor(&v.num_points, &[n]),
+        coords: host_tensor(&v.coords, &[n, 4]),
+        means: host_tensor(&v.means, &[n, 3]),
+        max_points: max_points as i64,
     }
+    .to_device(device)
 }
 
 /// Rasterise a frame's map onto the segmentation grid (nearest cell), mirrored by `flip`.
@@ -654,13 +686,14 @@ impl Batch {
                 let cell = k * cells / per;
                 let (iz, rest) = (cell / (nx * ny), cell % (nx * ny));
                 let (ix, iy) = (rest / ny, rest % ny);
+                let v = voxels.len();
                 voxels.num_points.push(p as i64);
                 voxels
                     .coords
                     .extend_from_slice(&[bi as i64, iz as i64, ix as i64, iy as i64]);
-                voxels
-                    .features
-                    .extend(std::iter::repeat_n(1f32, p * VOXEL_POINT_DIMS));
+                voxels.means.extend_from_slice(&[1.0; 3]);
+                voxels.points.extend(std::iter::repeat_n(1f32, p * VOXEL_POINT_DIMS));
+                voxels.slots.extend((v * p..(v + 1) * p).map(|s| s as i64));
             }
         }
         let opts = (Kind::Float, device);
@@ -856,9 +889,13 @@ mod tests {
             }
             assert!(want.len() > 100, "{} voxels", want.len());
             let v = &batch.voxels;
-            assert_eq!(Vec::<f32>::try_from(v.features.reshape([-1])).unwrap(), want.features);
+            assert_eq!(Vec::<f32>::try_from(v.points.reshape([-1])).unwrap(), want.points);
+            assert_eq!(Vec::<i64>::try_from(&v.slots).unwrap(), want.slots);
             assert_eq!(Vec::<i64>::try_from(&v.num_points).unwrap(), want.num_points);
             assert_eq!(Vec::<i64>::try_from(v.coords.reshape([-1])).unwrap(), want.coords);
+            assert_eq!(Vec::<f32>::try_from(v.means.reshape([-1])).unwrap(), want.means);
+            let padded = want.padded_features(vox.max_points);
+            assert_eq!(Vec::<f32>::try_from(v.padded_features().reshape([-1])).unwrap(), padded);
             assert_eq!(Vec::<f32>::try_from(&batch.lidar_valid).unwrap(), vec![1.0, 0.0, 1.0]);
         }
     }
