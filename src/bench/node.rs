@@ -162,6 +162,10 @@ mod imp {
         pub outside_network_mean_ms: f64,
         /// `outside_network_mean_ms` / the input period (1 / `--rate`).
         pub outside_share_of_period: f64,
+        /// Latency - sum of stages (ms), mean over frames: the time before the node's stages
+        /// ran (DDS delivery of the cloud and images to the node, and waiting while the
+        /// inference thread was busy with an earlier frame).
+        pub before_processing_mean_ms: f64,
         pub latencies_ms: Vec<f64>,
         pub memory: Option<MemoryResult>,
     }
@@ -410,7 +414,7 @@ mod imp {
             peer.pump_until(Instant::now() + Duration::from_secs(3));
             let mut lat = Vec::new();
             let mut stage_sum = [0.0; 8];
-            let (mut out_lat, mut out_proc, mut out_ms, mut net) = (0.0, 0.0, 0.0, 0.0);
+            let (mut out_lat, mut out_proc, mut out_ms, mut net, mut before) = (0.0, 0.0, 0.0, 0.0, 0.0);
             let mut last: Option<&ProcessingTime> = None;
             for s in &stamps {
                 if let Some(m) = peer.got.get(s) {
@@ -428,6 +432,7 @@ mod imp {
                     out_lat += (m.pipeline_latency_ms - t.network()).max(0.0) / m.pipeline_latency_ms.max(1e-9);
                     out_proc += t.outside_network() / t.total().max(1e-9);
                     out_ms += t.outside_network();
+                    before += (m.pipeline_latency_ms - t.total()).max(0.0);
                     last = Some(m);
                 }
             }
@@ -453,6 +458,7 @@ mod imp {
                 outside_share_of_processing: out_proc / n,
                 outside_network_mean_ms: out_ms / n,
                 outside_share_of_period: out_ms / n * args.rate / 1e3,
+                before_processing_mean_ms: before / n,
                 latencies_ms: latencies,
                 memory: None,
             };
@@ -588,7 +594,7 @@ mod imp {
 
     fn print_row(r: &ModelResult) {
         println!(
-            "{:<16} p50 {:>8.1} ms  p99 {:>8.1} ms  network {:>7.1} ms  outside network {:>6.2} ms = {:>5.1}% of latency, {:>5.1}% of processing, {:>5.1}% of the input period  dropped {}/{}",
+            "{:<16} p50 {:>8.1} ms  p99 {:>8.1} ms  network {:>7.1} ms  outside network {:>6.2} ms = {:>5.1}% of latency, {:>5.1}% of processing, {:>5.1}% of the input period  before processing {:>6.2} ms  dropped {}/{}",
             r.label,
             r.latency_p50_ms,
             r.latency_p99_ms,
@@ -597,6 +603,7 @@ mod imp {
             100.0 * r.outside_share_of_latency,
             100.0 * r.outside_share_of_processing,
             100.0 * r.outside_share_of_period,
+            r.before_processing_mean_ms,
             r.dropped,
             r.published
         );
@@ -606,7 +613,9 @@ mod imp {
         let mut s = format!(
             "# bevfusion_node benchmark\n\nInput: {} Hz, {} frames per model, raw rgb8 cameras ({}), about {} points per cloud; device `{}`{}.\n\
              Subscribed outputs: detections, BEV segmentation{} (the node builds markers only while subscribed).\n\
-             Latency = node publish time minus the cloud stamp (set when the cloud is published).\n\n",
+             Latency = node publish time minus the cloud stamp (set when the cloud is published). \
+             \"Before processing\" = latency minus the sum of the node's stages: delivery of the inputs to the node \
+             and waiting while it was busy with an earlier frame.\n\n",
             args.rate,
             args.latency_frames,
             results.iter().map(|r| format!("{}: {} x {}", r.label, r.cameras, r.image_size)).collect::<Vec<_>>().join(", "),
@@ -615,10 +624,10 @@ mod imp {
             if args.fp16 { ", fp16" } else { "" },
             if args.visualize { ", RViz markers (`--visualize`)" } else { "" }
         );
-        s += "| model | processed / published | dropped | p50 ms | p99 ms | network ms | outside network ms | of latency | of processing | of the input period |\n|---|---|---|---|---|---|---|---|---|---|\n";
+        s += "| model | processed / published | dropped | p50 ms | p99 ms | network ms | outside network ms | of latency | of processing | of the input period | before processing ms |\n|---|---|---|---|---|---|---|---|---|---|---|\n";
         for r in results {
             s += &format!(
-                "| {} | {}/{} | {} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1}% | {:.1}% | {:.1}% |\n",
+                "| {} | {}/{} | {} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1}% | {:.1}% | {:.1}% | {:.2} |\n",
                 r.label,
                 r.processed,
                 r.published,
@@ -629,7 +638,8 @@ mod imp {
                 r.outside_network_mean_ms,
                 100.0 * r.outside_share_of_latency,
                 100.0 * r.outside_share_of_processing,
-                100.0 * r.outside_share_of_period
+                100.0 * r.outside_share_of_period,
+                r.before_processing_mean_ms
             );
         }
         s += "\nMean stage times (ms):\n\n| model | ";

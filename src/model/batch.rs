@@ -30,9 +30,9 @@ pub struct CameraGeometry {
     pub cam_to_lidar: Matrix4<f64>,
 }
 
-/// Voxels on the model's device.
+/// Voxels on the model's device, in the compact layout of [`crate::model::voxelize`]: the
+/// points kept, not the padded slots ([`Self::padded_features`] builds those).
 #[derive(Debug)]
-/// The compact layout of [`crate::model::voxelize`]: the points kept, not the padded slots.
 pub struct VoxelTensors {
     /// `[N, 4]` (x, y, z, scaled intensity) of the points kept.
     pub points: Tensor,

@@ -259,7 +259,7 @@ impl Voxelizer {
             out.slots[kept] = ((out.first_voxel + v) * p + n) as i64;
             kept += 1;
             out.num_points[v] += 1;
-            // (sums for now, divided below: in slot order, as a sum over the padded slots)
+            // (sums in arrival order for now, divided once every point is in)
             let m = &mut out.means[v * 3..v * 3 + 3];
             m[0] += x;
             m[1] += y;
