@@ -49,7 +49,9 @@ impl Voxels {
         self.means.clear();
     }
 
-    /// The zero-padded `[V, max_points, VOXEL_POINT_DIMS]` layout.
+    /// The zero-padded `[V, max_points, VOXEL_POINT_DIMS]` layout, on the host: the tests'
+    /// reference for [`crate::model::batch::VoxelTensors::padded_features`].
+    #[cfg(test)]
     pub fn padded_features(&self, max_points: usize) -> Vec<f32> {
         let mut f = vec![0f32; self.len() * max_points * VOXEL_POINT_DIMS];
         for (row, &slot) in self.points.chunks_exact(VOXEL_POINT_DIMS).zip(&self.slots) {
