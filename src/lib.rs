@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod classes;
 pub mod cli;
 pub mod config;
+pub mod cpu_time;
 pub mod data;
 #[cfg(feature = "ros")]
 pub mod demo;

@@ -143,6 +143,20 @@ fn gen_bag_replay_gives_the_metrics_of_offline_eval() {
     for f in ["report.md", "latency.json", "latency_hist.png", "latency_timeline.png", "metrics.md"] {
         assert!(dir.path().join("replay").join(f).is_file(), "replay/{f} missing");
     }
+    // Every frame has the node's stages, `receive` (taking the messages) first.
+    let lat = read_json(&dir.path().join("replay/latency.json"));
+    let frames = lat["frames"].as_array().expect("frames");
+    assert_eq!(frames.len(), 6);
+    for f in frames {
+        let st = f["stages_ms"].as_object().expect("stages_ms");
+        let names: Vec<&str> = st.keys().map(String::as_str).collect();
+        for n in ["receive", "decode", "voxelize", "camera", "lidar", "fuse", "heads", "postprocess", "publish"] {
+            assert!(names.contains(&n), "stage {n} missing: {names:?}");
+        }
+        // the images are taken (copied out of the bag's messages) before each cloud
+        let receive = st["receive"].as_f64().unwrap();
+        assert!(receive > 0.0 && receive < 10_000.0, "receive {receive} ms");
+    }
     let rec = altermoma::bag::Bag::open(dir.path().join("outputs")).unwrap();
     let counts: BTreeMap<String, u64> =
         rec.topics().into_iter().map(|t| (t.name, t.message_count.unwrap_or(0))).collect();

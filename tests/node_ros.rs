@@ -116,9 +116,12 @@ fn node_publishes_what_the_pipeline_computes_with_stamps_and_frames() {
             .wait("processing time", T, |p| p.times.iter().find(|t| stamp_to_ns(&t.header.stamp) == stamp).cloned());
         assert_eq!(
             pt.stage_names,
-            ["decode", "voxelize", "camera", "lidar", "fuse", "heads", "postprocess", "publish"]
+            ["receive", "decode", "voxelize", "camera", "lidar", "fuse", "heads", "postprocess", "publish"]
         );
-        assert_eq!(pt.stage_ms.len(), 8);
+        assert_eq!(pt.stage_ms.len(), 9);
+        // receiving is the spin thread's CPU time (less the cloud conversion, which `decode` counts)
+        assert!(pt.stage_ms.iter().all(|v| v.is_finite() && *v >= 0.0), "{:?}", pt.stage_ms);
+        assert!(pt.stage_ms[0] < 1000.0, "receive {} ms", pt.stage_ms[0]);
         assert!((pt.total_ms - pt.stage_ms.iter().sum::<f64>()).abs() < 1e-9);
         assert!(pt.pipeline_latency_ms > 0.0 && pt.pipeline_latency_ms.is_finite());
         let grid =

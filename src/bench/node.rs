@@ -4,8 +4,10 @@
 //! start the node (the same `ros::node::run` the binary runs), publish synthetic camera +
 //! LiDAR frames at `--rate` Hz from a second participant, and read the node's
 //! `~/debug/processing_time`: end-to-end latency (cloud stamp, set at publish time, to the
-//! node's publish) p50/p99, per-stage times, the share of frame time spent outside the network
-//! forward, drops. Then, for one model, run `--memory-frames` frames back to back and follow
+//! node's publish) p50/p99, per-stage times (the receiving thread's CPU time included), the
+//! share of frame time spent outside the network forward, drops, and the CPU time of every
+//! thread of the process per frame (node inference, node receiving, DDS, this publisher).
+//! Then, for one model, run `--memory-frames` frames back to back and follow
 //! the process's resident memory. Writes `report.md`, `results.json` and PNG charts.
 
 use anyhow::{bail, Context, Result};
@@ -163,9 +165,13 @@ mod imp {
         /// `outside_network_mean_ms` / the input period (1 / `--rate`).
         pub outside_share_of_period: f64,
         /// Latency - sum of stages (ms), mean over frames: the time before the node's stages
-        /// ran (DDS delivery of the cloud and images to the node, and waiting while the
-        /// inference thread was busy with an earlier frame).
+        /// ran that is not the receiving thread's CPU time (DDS delivery of the cloud and
+        /// images to the node, and waiting while the inference thread was busy with an earlier
+        /// frame).
         pub before_processing_mean_ms: f64,
+        /// CPU time per published frame (ms) by group of threads of this process, most first
+        /// (see [`thread_group`]).
+        pub cpu_per_frame_ms: Vec<(String, f64)>,
         pub latencies_ms: Vec<f64>,
         pub memory: Option<MemoryResult>,
     }
@@ -364,7 +370,10 @@ mod imp {
         let stop = Arc::new(AtomicBool::new(false));
         let node = {
             let stop = stop.clone();
-            std::thread::spawn(move || crate::ros::node::run(params, make, stop))
+            // the thread spins the node as bevfusion_node's main does, and has its name
+            std::thread::Builder::new()
+                .name("ros-spin".into())
+                .spawn(move || crate::ros::node::run(params, make, stop))?
         };
         let result = (|| -> Result<ModelResult> {
             let mut peer = Peer::new(n_cams, args.visualize)?;
@@ -402,6 +411,7 @@ mod imp {
             // latency at the input rate
             let period = Duration::from_secs_f64(1.0 / args.rate);
             let pb = crate::progress::bar(args.latency_frames as u64, &format!("{} @{}Hz", job.label, args.rate));
+            let cpu_before = crate::cpu_time::process_threads();
             let start = Instant::now();
             let mut stamps = Vec::with_capacity(args.latency_frames);
             for i in 0..args.latency_frames {
@@ -411,20 +421,23 @@ mod imp {
                 pb.inc(1);
             }
             pb.finish_and_clear();
+            // the CPU of the frames published, not of the wait for the last outputs (idle)
+            let cpu_after = crate::cpu_time::process_threads();
             peer.pump_until(Instant::now() + Duration::from_secs(3));
+            let per_frame = 1.0 / stamps.len().max(1) as f64;
+            let cpu_per_frame_ms: Vec<(String, f64)> =
+                crate::cpu_time::cpu_between(&cpu_before, &cpu_after, thread_group)
+                    .into_iter()
+                    .map(|(g, v)| (g, v * per_frame))
+                    .collect();
             let mut lat = Vec::new();
-            let mut stage_sum = [0.0; 8];
+            let mut stage_sum = [0.0; StageTimings::COUNT];
             let (mut out_lat, mut out_proc, mut out_ms, mut net, mut before) = (0.0, 0.0, 0.0, 0.0, 0.0);
             let mut last: Option<&ProcessingTime> = None;
             for s in &stamps {
                 if let Some(m) = peer.got.get(s) {
                     lat.push(m.pipeline_latency_ms);
-                    let mut t = StageTimings::default();
-                    let a = &m.stage_ms;
-                    if a.len() == 8 {
-                        (t.decode, t.voxelize, t.camera, t.lidar, t.fuse, t.heads, t.postprocess, t.publish) =
-                            (a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
-                    }
+                    let t = StageTimings::from_named(&m.stage_names, &m.stage_ms);
                     for (acc, v) in stage_sum.iter_mut().zip(t.as_array()) {
                         *acc += v;
                     }
@@ -459,6 +472,7 @@ mod imp {
                 outside_network_mean_ms: out_ms / n,
                 outside_share_of_period: out_ms / n * args.rate / 1e3,
                 before_processing_mean_ms: before / n,
+                cpu_per_frame_ms,
                 latencies_ms: latencies,
                 memory: None,
             };
@@ -507,6 +521,20 @@ mod imp {
         let r = result?;
         node_result.context("the node")?;
         Ok(r)
+    }
+
+    /// The group a thread of this process belongs to, by its name: the node's spin thread
+    /// (`ros-spin`: taking messages from DDS, checks, synchronisation), its inference thread
+    /// (with the libtorch and rayon workers it started, which take its name), the DDS threads
+    /// of both participants, and this benchmark's publisher (the main thread).
+    pub fn thread_group(name: &str) -> String {
+        match name {
+            "ros-spin" => "node receiving (ros-spin)".into(),
+            "inference" => "node inference (with its libtorch and rayon workers)".into(),
+            "altermoma" => "benchmark publisher (main thread)".into(),
+            n if n.starts_with("dds.") => "DDS threads (both participants)".into(),
+            n => n.to_string(),
+        }
     }
 
     fn peer_dropped(peer: &Peer) -> u64 {
@@ -594,12 +622,13 @@ mod imp {
 
     fn print_row(r: &ModelResult) {
         println!(
-            "{:<16} p50 {:>8.1} ms  p99 {:>8.1} ms  network {:>7.1} ms  outside network {:>6.2} ms = {:>5.1}% of latency, {:>5.1}% of processing, {:>5.1}% of the input period  before processing {:>6.2} ms  dropped {}/{}",
+            "{:<16} p50 {:>8.1} ms  p99 {:>8.1} ms  network {:>7.1} ms  outside network {:>6.2} ms (receive {:.2}) = {:>5.1}% of latency, {:>5.1}% of processing, {:>5.1}% of the input period  before processing {:>6.2} ms  dropped {}/{}",
             r.label,
             r.latency_p50_ms,
             r.latency_p99_ms,
             r.network_mean_ms,
             r.outside_network_mean_ms,
+            r.stage_mean_ms.first().copied().unwrap_or(f64::NAN),
             100.0 * r.outside_share_of_latency,
             100.0 * r.outside_share_of_processing,
             100.0 * r.outside_share_of_period,
@@ -614,6 +643,8 @@ mod imp {
             "# bevfusion_node benchmark\n\nInput: {} Hz, {} frames per model, raw rgb8 cameras ({}), about {} points per cloud; device `{}`{}.\n\
              Subscribed outputs: detections, BEV segmentation{} (the node builds markers only while subscribed).\n\
              Latency = node publish time minus the cloud stamp (set when the cloud is published). \
+             The stages include `receive`, the CPU time of the node's receiving thread (taking the messages from DDS, \
+             checks, synchronisation, diagnostics) charged to the frame it hands over; \"outside network\" counts it. \
              \"Before processing\" = latency minus the sum of the node's stages: delivery of the inputs to the node \
              and waiting while it was busy with an earlier frame.\n\n",
             args.rate,
@@ -645,12 +676,19 @@ mod imp {
         s += "\nMean stage times (ms):\n\n| model | ";
         s += &StageTimings::NAMES.join(" | ");
         s += " |\n|---|";
-        s += &"---|".repeat(8);
+        s += &"---|".repeat(StageTimings::COUNT);
         s += "\n";
         for r in results {
             s += &format!("| {} | ", r.label);
             s += &r.stage_mean_ms.iter().map(|v| format!("{v:.2}")).collect::<Vec<_>>().join(" | ");
             s += " |\n";
+        }
+        s += "\nCPU time per input frame by thread (ms; all threads of the benchmark's process, the publisher included; \
+              a thread waiting for work is not charged):\n\n| model | threads | ms per frame | of the input period |\n|---|---|---:|---:|\n";
+        for r in results {
+            for (g, v) in &r.cpu_per_frame_ms {
+                s += &format!("| {} | {} | {:.2} | {:.1}% |\n", r.label, g, v, v * args.rate / 10.0);
+            }
         }
         for r in results {
             if let Some(m) = &r.memory {

@@ -74,9 +74,7 @@ pub fn replay_models(
     for ((name, _), run) in models.iter().zip(&runs) {
         let stats = LatencyStats::of(run);
         let network = Percentiles::of(
-            run.frames
-                .iter()
-                .map(|f| f.stages_ms[2] + f.stages_ms[3] + f.stages_ms[4] + f.stages_ms[5]),
+            run.frames.iter().map(|f| crate::pipeline::StageTimings::from_array(f.stages_ms).network()),
         );
         let ev = crate::replay::evaluation::evaluate(run, &DetectionConfig::default())?;
         let (map, nds) = match ev.as_ref().and_then(|e| e.detection.as_ref()) {

@@ -4,12 +4,16 @@ use crate::geometry::{BevGrid, Box3D};
 use crate::model::ModalityMask;
 use serde::{Deserialize, Serialize};
 
-/// Wall time of each stage of one frame, in milliseconds.
+/// Time of each stage of one frame, in milliseconds.
 ///
-/// `decode` (messages or files to [`crate::pipeline::FrameInput`]) and `publish` are filled
-/// by the caller (node, replay, infer); the pipeline fills the others.
+/// `receive` (the node's receiving thread: taking the messages from the middleware, checks,
+/// synchronisation, diagnostics; CPU time, see [`crate::cpu_time`]), `decode` (messages or
+/// files to [`crate::pipeline::FrameInput`]) and `publish` are filled by the caller (node,
+/// replay, infer); the pipeline fills the others, as wall time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct StageTimings {
+    pub receive: f64,
     pub decode: f64,
     pub voxelize: f64,
     pub camera: f64,
@@ -21,13 +25,44 @@ pub struct StageTimings {
 }
 
 impl StageTimings {
+    /// How many stages there are.
+    pub const COUNT: usize = 9;
+
     /// Stage names in message order (`ProcessingTime.stage_names`).
-    pub const NAMES: [&'static str; 8] =
-        ["decode", "voxelize", "camera", "lidar", "fuse", "heads", "postprocess", "publish"];
+    pub const NAMES: [&'static str; Self::COUNT] =
+        ["receive", "decode", "voxelize", "camera", "lidar", "fuse", "heads", "postprocess", "publish"];
 
     /// The stages in [`Self::NAMES`] order.
-    pub fn as_array(&self) -> [f64; 8] {
-        [self.decode, self.voxelize, self.camera, self.lidar, self.fuse, self.heads, self.postprocess, self.publish]
+    pub fn as_array(&self) -> [f64; Self::COUNT] {
+        [
+            self.receive,
+            self.decode,
+            self.voxelize,
+            self.camera,
+            self.lidar,
+            self.fuse,
+            self.heads,
+            self.postprocess,
+            self.publish,
+        ]
+    }
+
+    /// The stages from [`Self::NAMES`]-ordered values.
+    pub fn from_array(a: [f64; Self::COUNT]) -> Self {
+        let [receive, decode, voxelize, camera, lidar, fuse, heads, postprocess, publish] = a;
+        Self { receive, decode, voxelize, camera, lidar, fuse, heads, postprocess, publish }
+    }
+
+    /// The stages from names and values (a `ProcessingTime` message); names this build does not
+    /// know are left out, and missing ones stay zero.
+    pub fn from_named(names: &[String], values: &[f64]) -> Self {
+        let mut a = [0.0; Self::COUNT];
+        for (n, v) in names.iter().zip(values) {
+            if let Some(i) = Self::NAMES.iter().position(|k| k == n) {
+                a[i] = *v;
+            }
+        }
+        Self::from_array(a)
     }
 
     /// Sum of all stages.
@@ -40,7 +75,7 @@ impl StageTimings {
         self.camera + self.lidar + self.fuse + self.heads
     }
 
-    /// Everything else: decode, voxelise, post-process, publish.
+    /// Everything else: receive, decode, voxelise, post-process, publish.
     pub fn outside_network(&self) -> f64 {
         self.total() - self.network()
     }
@@ -88,4 +123,28 @@ pub struct FrameOutput {
     /// Things worth a warning that did not stop the frame (cloud truncated to capacity,
     /// image size differing from its calibration, ...).
     pub warnings: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stages_round_trip_by_position_and_by_name() {
+        let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
+        let t = StageTimings::from_array(a);
+        assert_eq!(t.as_array(), a);
+        assert_eq!((t.receive, t.decode, t.publish), (1.0, 2.0, 9.0));
+        assert_eq!(t.network(), 4.0 + 5.0 + 6.0 + 7.0);
+        assert_eq!(t.outside_network(), 1.0 + 2.0 + 3.0 + 8.0 + 9.0);
+        let names: Vec<String> = StageTimings::NAMES.iter().map(|s| s.to_string()).collect();
+        assert_eq!(StageTimings::from_named(&names, &a), t);
+        // an older sender without `receive`, and a name this build does not know
+        let old: Vec<String> = ["decode", "heads", "warp"].map(String::from).to_vec();
+        let t = StageTimings::from_named(&old, &[0.5, 40.0, 7.0]);
+        assert_eq!(t, StageTimings { decode: 0.5, heads: 40.0, ..Default::default() });
+        // JSON written before `receive` existed still reads
+        let j: StageTimings = serde_json::from_str(r#"{"decode": 0.25, "publish": 1.0}"#).unwrap();
+        assert_eq!(j, StageTimings { decode: 0.25, publish: 1.0, ..Default::default() });
+    }
 }

@@ -2,6 +2,7 @@
 //! of arrival-to-output and of end-to-end latency, plus throughput and drops.
 
 use super::processor::STAGES;
+use crate::pipeline::StageTimings;
 use super::run::ReplayRun;
 use serde::Serialize;
 
@@ -64,8 +65,8 @@ pub struct LatencyStats {
     pub failed: usize,
     /// Frames per second of pipeline time (1000 / mean total).
     pub pipeline_fps: f64,
-    /// Share of frame time outside the network forward (decode, voxelise, post-process,
-    /// publish).
+    /// Share of frame time outside the network forward (receive, decode, voxelise,
+    /// post-process, publish).
     pub outside_network_share: f64,
     /// Frames per mode.
     pub modes: Vec<(String, usize)>,
@@ -79,8 +80,7 @@ impl LatencyStats {
             .map(|(i, s)| (s.to_string(), Percentiles::of(run.frames.iter().map(|f| f.stages_ms[i]))))
             .collect();
         let total = Percentiles::of(run.frames.iter().map(|f| f.stages_ms.iter().sum()));
-        let net: f64 =
-            run.frames.iter().map(|f| f.stages_ms[2] + f.stages_ms[3] + f.stages_ms[4] + f.stages_ms[5]).sum();
+        let net: f64 = run.frames.iter().map(|f| StageTimings::from_array(f.stages_ms).network()).sum();
         let all: f64 = run.frames.iter().map(|f| f.stages_ms.iter().sum::<f64>()).sum();
         let mut modes: Vec<(String, usize)> = Vec::new();
         for f in &run.frames {

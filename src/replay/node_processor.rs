@@ -106,6 +106,9 @@ pub struct NodeProcessor {
     info_of: HashMap<String, usize>,
     tick: Duration,
     next_tick: Option<Instant>,
+    /// Time spent taking messages since the last frame was handed over (ms): the next frame's
+    /// `receive` stage, as the node charges its receiving thread.
+    receiving_ms: f64,
 }
 
 impl NodeProcessor {
@@ -164,18 +167,26 @@ impl NodeProcessor {
             info_of,
             tick: Duration::from_secs_f64(1.0 / params.camera_only_rate.max(1e-3)),
             next_tick: None,
+            receiving_ms: 0.0,
         })
     }
 
     pub fn pipeline(&self) -> &FramePipeline {
         &self.pipeline
     }
-}
 
-impl FrameProcessor for NodeProcessor {
-    type Job = FrameJob;
+    /// Add the time since `t0` to what receiving has cost, and charge it to `job` if one is
+    /// handed over.
+    fn charge(&mut self, t0: Instant, job: Option<&mut FrameJob>) {
+        self.receiving_ms += ms(t0);
+        if let Some(job) = job {
+            job.charge_receive(self.receiving_ms);
+            self.receiving_ms = 0.0;
+        }
+    }
 
-    fn on_message(&mut self, topic: &str, msg: &Decoded, now: Instant) -> Fed<FrameJob> {
+    /// [`FrameProcessor::on_message`] before the time it took is charged.
+    fn take_message(&mut self, topic: &str, msg: &Decoded, now: Instant) -> Fed<FrameJob> {
         let why = |e: crate::ros::convert::ConvertError| Fed::Rejected(e.to_string());
         match msg {
             Decoded::PointCloud2(c) if topic == self.inputs.cloud_topic => match self.sync.on_cloud(c, now) {
@@ -216,14 +227,33 @@ impl FrameProcessor for NodeProcessor {
         }
     }
 
-    /// The node's camera-only timer, at `camera_only_rate` of simulated time.
-    fn on_tick(&mut self, now: Instant) -> Option<FrameJob> {
+    /// [`FrameProcessor::on_tick`] before the time it took is charged.
+    fn timer(&mut self, now: Instant) -> Option<FrameJob> {
         let next = *self.next_tick.get_or_insert(now + self.tick);
         if now < next {
             return None;
         }
         self.next_tick = Some((next + self.tick).max(now));
         self.sync.on_tick(now)
+    }
+}
+
+impl FrameProcessor for NodeProcessor {
+    type Job = FrameJob;
+
+    fn on_message(&mut self, topic: &str, msg: &Decoded, now: Instant) -> Fed<FrameJob> {
+        let t0 = Instant::now();
+        let mut fed = self.take_message(topic, msg, now);
+        self.charge(t0, if let Fed::Frame(job) = &mut fed { Some(job) } else { None });
+        fed
+    }
+
+    /// The node's camera-only timer, at `camera_only_rate` of simulated time.
+    fn on_tick(&mut self, now: Instant) -> Option<FrameJob> {
+        let t0 = Instant::now();
+        let mut job = self.timer(now);
+        self.charge(t0, job.as_mut());
+        job
     }
 
     fn job_stamp(job: &FrameJob) -> i64 {
@@ -235,6 +265,7 @@ impl FrameProcessor for NodeProcessor {
         warnings.extend(job.warnings.iter().cloned());
         let mut out = self.pipeline.run_owned(input)?;
         out.timings.decode = job.decode_ms;
+        out.timings.receive = job.receive_ms;
         // "publish": building the messages the node publishes.
         let t_pub = Instant::now();
         let hdr = header(out.stamp_ns, &out.frame_id);

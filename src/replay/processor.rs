@@ -6,12 +6,13 @@
 
 use crate::bag::messages::Decoded;
 use crate::geometry::Box3D;
+use crate::pipeline::StageTimings;
 use anyhow::Result;
 use r2r::altermoma_msgs::msg::{BevSegmentation, Detection3DArray};
 use std::time::Instant;
 
 /// Names of the pipeline stages, in `ProcessingTime.stage_names` order.
-pub const STAGES: [&str; 8] = ["decode", "voxelize", "camera", "lidar", "fuse", "heads", "postprocess", "publish"];
+pub const STAGES: [&str; StageTimings::COUNT] = StageTimings::NAMES;
 
 /// What a message did to the processor.
 pub enum Fed<J> {
@@ -41,7 +42,7 @@ pub struct ProcessedFrame {
     /// Segmentation probabilities `[C, NX, NY]` (for mIoU; the message quantises them).
     pub seg_probs: Option<Vec<f32>>,
     /// Milliseconds per stage, [`STAGES`] order.
-    pub stages_ms: [f64; 8],
+    pub stages_ms: [f64; StageTimings::COUNT],
     pub masked_cameras: Vec<String>,
     pub warnings: Vec<String>,
 }

@@ -56,7 +56,7 @@ pub struct FrameRecord {
     pub mode: String,
     pub boxes: Vec<Box3D>,
     pub seg_probs: Option<Vec<f32>>,
-    pub stages_ms: [f64; 8],
+    pub stages_ms: [f64; crate::pipeline::StageTimings::COUNT],
     /// Cloud arrival to outputs (ms).
     pub latency_ms: f64,
     /// Output time minus cloud stamp (ms), as the node's `pipeline_latency_ms`.

@@ -172,6 +172,7 @@ fn inference_loop(
             }
         };
         out.timings.decode = job.decode_ms;
+        out.timings.receive = job.receive_ms;
         let t_pub = Instant::now();
         let hdr = header(out.stamp_ns, &out.frame_id);
         let mut errors = Vec::new();
@@ -431,8 +432,20 @@ fn spin_node(
     let diag_period = Duration::from_secs_f64(params.diagnostics_period);
     let mut next_tick = start + tick;
     let mut next_diag = start;
+    // this thread's CPU time when the last frame was handed over: the next frame is charged
+    // with what receiving cost since (`receive` in ~/debug/processing_time)
+    let mut cpu_at_handover = crate::cpu_time::thread_cpu_ms();
+    let mut hand_over = |mut job: FrameJob| {
+        let now = crate::cpu_time::thread_cpu_ms();
+        job.charge_receive(now - cpu_at_handover);
+        cpu_at_handover = now;
+        slot.put(job);
+    };
     while !stop.load(Ordering::Relaxed) {
-        node.spin_once(Duration::from_millis(10));
+        // wait for messages until the next timer is due (a message ends the wait at once):
+        // no wake-ups for nothing, each of which costs r2r a new wait set
+        let due = next_tick.min(next_diag).saturating_duration_since(Instant::now());
+        node.spin_once(due.clamp(Duration::from_millis(1), Duration::from_millis(100)));
         let now = Instant::now();
         if let Some(sub) = rig_sub.as_mut() {
             while let Some(m) = sub.next().now_or_never().flatten() {
@@ -477,16 +490,14 @@ fn spin_node(
         while let Some(m) = cloud_sub.next().now_or_never().flatten() {
             lock().received(0, now);
             match sync.on_cloud(&m, now) {
-                Ok(job) => {
-                    slot.put(job);
-                }
+                Ok(job) => hand_over(job),
                 Err(e) => lock().rejected(0, &e),
             }
         }
         if now >= next_tick {
             next_tick = (next_tick + tick).max(now);
             if let Some(job) = sync.on_tick(now) {
-                slot.put(job);
+                hand_over(job);
             }
         }
         let mut s = lock();

@@ -150,12 +150,22 @@ pub struct FrameJob {
     pub image_topics: Vec<String>,
     /// Time spent converting the cloud (ms).
     pub decode_ms: f64,
+    /// Time the receiving side spent on this frame's inputs other than converting the cloud
+    /// (ms): see [`Self::charge_receive`]; 0 until the caller sets it.
+    pub receive_ms: f64,
     pub trigger: Trigger,
     /// Non-fatal problems found while assembling (NaN points skipped, ...).
     pub warnings: Vec<String>,
 }
 
 impl FrameJob {
+    /// Charge this frame with `spent_ms`, what the receiving side spent since the previous
+    /// frame was handed over (taking messages, checks, synchronisation, diagnostics), less
+    /// the cloud conversion, which `decode_ms` already counts.
+    pub fn charge_receive(&mut self, spent_ms: f64) {
+        self.receive_ms = (spent_ms - self.decode_ms).max(0.0);
+    }
+
     /// Decode the images and build the pipeline input. Images that fail to decode mask
     /// their camera; the returned warnings say why. Adds the decode time to `decode_ms`.
     pub fn decode(&mut self) -> (FrameInput, Vec<String>) {
@@ -504,6 +514,7 @@ impl Synchronizer {
             camera_names: self.cams.iter().map(|c| c.setup.name.clone()).collect(),
             image_topics: self.cams.iter().map(|c| c.setup.image_topic.clone()).collect(),
             decode_ms,
+            receive_ms: 0.0,
             trigger,
             warnings,
         }
@@ -557,6 +568,20 @@ mod tests {
 
     fn ready(job: &FrameJob) -> Vec<bool> {
         job.cameras.iter().map(|c| matches!(c, CameraSlot::Ready { .. })).collect()
+    }
+
+    #[test]
+    fn receiving_is_charged_without_the_cloud_conversion() {
+        let t = Instant::now();
+        let mut s = sync(t);
+        let mut job = s.on_cloud(&cloud(10 * S), t).unwrap();
+        assert_eq!(job.receive_ms, 0.0, "nothing is charged until the caller does");
+        job.decode_ms = 0.25;
+        job.charge_receive(1.0);
+        assert_eq!(job.receive_ms, 0.75);
+        // measured by different clocks, the conversion may exceed what was charged: never negative
+        job.charge_receive(0.125);
+        assert_eq!(job.receive_ms, 0.0);
     }
 
     #[test]
