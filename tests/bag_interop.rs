@@ -269,6 +269,7 @@ fn our_messages() -> Vec<(&'static str, i64, Decoded)> {
                 total_ms: 40.75 + i as f64,
                 pipeline_latency_ms: 55.0,
                 dropped_frames: i as u64,
+                wait_ms: 2.5 * i as f64,
             }),
         ));
     }

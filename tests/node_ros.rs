@@ -124,6 +124,8 @@ fn node_publishes_what_the_pipeline_computes_with_stamps_and_frames() {
         assert!(pt.stage_ms[0] < 1000.0, "receive {} ms", pt.stage_ms[0]);
         assert!((pt.total_ms - pt.stage_ms.iter().sum::<f64>()).abs() < 1e-9);
         assert!(pt.pipeline_latency_ms > 0.0 && pt.pipeline_latency_ms.is_finite());
+        // the frame waited for the inference thread at most as long as it took in all
+        assert!(pt.wait_ms >= 0.0 && pt.wait_ms <= pt.pipeline_latency_ms, "wait {} ms", pt.wait_ms);
         let grid =
             peer.wait("occupancy grid", T, |p| p.grids.iter().find(|g| stamp_to_ns(&g.header.stamp) == stamp).cloned());
         assert_eq!((grid.info.width as usize, grid.info.height as usize), (ws.grid.nx(), ws.grid.ny()));
@@ -330,6 +332,10 @@ fn busy_node_processes_the_newest_frame_and_counts_drops() {
     assert!(stamps.windows(2).all(|w| w[0] < w[1]), "{stamps:?}");
     assert_eq!(*stamps.last().unwrap(), last);
     assert!(peer.times.last().unwrap().dropped_frames >= dropped_before + dropped - 1);
+    // frames that came while the node was busy waited for it, and say so
+    let waits: Vec<f64> = peer.times[processed_before..].iter().map(|t| t.wait_ms).collect();
+    assert!(waits.iter().all(|w| w.is_finite() && *w >= 0.0), "{waits:?}");
+    assert!(waits.iter().any(|w| *w > 20.0), "no frame waited for the busy node: {waits:?}");
 }
 
 /// How a malformed-input case is sent: it gets a valid frame at a fresh stamp to corrupt.

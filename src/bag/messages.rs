@@ -68,7 +68,7 @@ crate::cdr_message!(BevSegmentation, "altermoma_msgs/msg/BevSegmentation", {
 });
 crate::cdr_message!(ProcessingTime, "altermoma_msgs/msg/ProcessingTime", {
     header: Header, stage_names: Vec<String>, stage_ms: Vec<f64>, total_ms: f64,
-    pipeline_latency_ms: f64, dropped_frames: u64
+    pipeline_latency_ms: f64, dropped_frames: u64, wait_ms: f64
 });
 crate::cdr_message!(FrameGroundTruth, "altermoma_msgs/msg/FrameGroundTruth", {
     header: Header, sample_token: String, scene_token: String, ego_to_global: Pose,
@@ -369,6 +369,7 @@ mod tests {
             total_ms: 1.75,
             pipeline_latency_ms: 20.0,
             dropped_frames: 3,
+            wait_ms: 4.5,
         });
         same_as_rmw(&FrameGroundTruth {
             header: header(7, "lidar_top"),

@@ -169,6 +169,9 @@ mod imp {
         /// images to the node, and waiting while the inference thread was busy with an earlier
         /// frame).
         pub before_processing_mean_ms: f64,
+        /// Of that, the wait for the busy inference thread (`wait_ms`, mean over frames); the
+        /// rest is the inputs' delivery to the node.
+        pub waiting_mean_ms: f64,
         /// CPU time per published frame (ms) by group of threads of this process, most first
         /// (see [`thread_group`]).
         pub cpu_per_frame_ms: Vec<(String, f64)>,
@@ -433,6 +436,7 @@ mod imp {
             let mut lat = Vec::new();
             let mut stage_sum = [0.0; StageTimings::COUNT];
             let (mut out_lat, mut out_proc, mut out_ms, mut net, mut before) = (0.0, 0.0, 0.0, 0.0, 0.0);
+            let mut waiting = 0.0;
             let mut last: Option<&ProcessingTime> = None;
             for s in &stamps {
                 if let Some(m) = peer.got.get(s) {
@@ -446,6 +450,7 @@ mod imp {
                     out_proc += t.outside_network() / t.total().max(1e-9);
                     out_ms += t.outside_network();
                     before += (m.pipeline_latency_ms - t.total()).max(0.0);
+                    waiting += m.wait_ms;
                     last = Some(m);
                 }
             }
@@ -472,6 +477,7 @@ mod imp {
                 outside_network_mean_ms: out_ms / n,
                 outside_share_of_period: out_ms / n * args.rate / 1e3,
                 before_processing_mean_ms: before / n,
+                waiting_mean_ms: waiting / n,
                 cpu_per_frame_ms,
                 latencies_ms: latencies,
                 memory: None,
@@ -622,7 +628,7 @@ mod imp {
 
     fn print_row(r: &ModelResult) {
         println!(
-            "{:<16} p50 {:>8.1} ms  p99 {:>8.1} ms  network {:>7.1} ms  outside network {:>6.2} ms (receive {:.2}) = {:>5.1}% of latency, {:>5.1}% of processing, {:>5.1}% of the input period  before processing {:>6.2} ms  dropped {}/{}",
+            "{:<16} p50 {:>8.1} ms  p99 {:>8.1} ms  network {:>7.1} ms  outside network {:>6.2} ms (receive {:.2}) = {:>5.1}% of latency, {:>5.1}% of processing, {:>5.1}% of the input period  before processing {:>6.2} ms (waiting {:.2})  dropped {}/{}",
             r.label,
             r.latency_p50_ms,
             r.latency_p99_ms,
@@ -633,6 +639,7 @@ mod imp {
             100.0 * r.outside_share_of_processing,
             100.0 * r.outside_share_of_period,
             r.before_processing_mean_ms,
+            r.waiting_mean_ms,
             r.dropped,
             r.published
         );
@@ -646,7 +653,7 @@ mod imp {
              The stages include `receive`, the CPU time of the node's receiving thread (taking the messages from DDS, \
              checks, synchronisation, diagnostics) charged to the frame it hands over; \"outside network\" counts it. \
              \"Before processing\" = latency minus the sum of the node's stages: delivery of the inputs to the node \
-             and waiting while it was busy with an earlier frame.\n\n",
+             and waiting while it was busy with an earlier frame; \"waiting\" is the latter alone (`wait_ms`).\n\n",
             args.rate,
             args.latency_frames,
             results.iter().map(|r| format!("{}: {} x {}", r.label, r.cameras, r.image_size)).collect::<Vec<_>>().join(", "),
@@ -655,10 +662,10 @@ mod imp {
             if args.fp16 { ", fp16" } else { "" },
             if args.visualize { ", RViz markers (`--visualize`)" } else { "" }
         );
-        s += "| model | processed / published | dropped | p50 ms | p99 ms | network ms | outside network ms | of latency | of processing | of the input period | before processing ms |\n|---|---|---|---|---|---|---|---|---|---|---|\n";
+        s += "| model | processed / published | dropped | p50 ms | p99 ms | network ms | outside network ms | of latency | of processing | of the input period | before processing ms | of which waiting ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n";
         for r in results {
             s += &format!(
-                "| {} | {}/{} | {} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1}% | {:.1}% | {:.1}% | {:.2} |\n",
+                "| {} | {}/{} | {} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1}% | {:.1}% | {:.1}% | {:.2} | {:.2} |\n",
                 r.label,
                 r.processed,
                 r.published,
@@ -670,7 +677,8 @@ mod imp {
                 100.0 * r.outside_share_of_latency,
                 100.0 * r.outside_share_of_processing,
                 100.0 * r.outside_share_of_period,
-                r.before_processing_mean_ms
+                r.before_processing_mean_ms,
+                r.waiting_mean_ms
             );
         }
         s += "\nMean stage times (ms):\n\n| model | ";

@@ -168,6 +168,8 @@ pub fn replay_many<P: FrameProcessor>(bag: &Bag, procs: &mut [P], opts: &ReplayO
                      first: i64|
      -> Result<()> {
         let stamp = P::job_stamp(&job.job);
+        // waiting for the pipeline since the (simulated) arrival of the frame's cloud
+        let wait_ms = Instant::now().saturating_duration_since(job.arrival).as_secs_f64() * 1e3;
         let out: ProcessedFrame = match p.process(job.job) {
             Ok(o) => o,
             Err(e) => {
@@ -192,6 +194,7 @@ pub fn replay_many<P: FrameProcessor>(bag: &Bag, procs: &mut [P], opts: &ReplayO
                 total_ms: out.total_ms(),
                 pipeline_latency_ms: e2e_ms,
                 dropped_frames: run.dropped,
+                wait_ms,
             };
             r.w.write(r.timing, out_time, &pt)?;
         }

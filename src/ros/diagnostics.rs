@@ -75,6 +75,8 @@ pub struct NodeStatus {
     pub extrinsics: Vec<(String, &'static str)>,
     pub lidar_alive: bool,
     pub last_latency_ms: Option<f64>,
+    /// How long the last frame waited for the inference thread (ms).
+    pub last_wait_ms: Option<f64>,
     pub last_timings: StageTimings,
     pub warnings_total: u64,
     /// Warnings not yet published.
@@ -106,6 +108,7 @@ impl NodeStatus {
             extrinsics: Vec::new(),
             lidar_alive: false,
             last_latency_ms: None,
+            last_wait_ms: None,
             last_timings: StageTimings::default(),
             warnings_total: 0,
             pending: Vec::new(),
@@ -159,6 +162,7 @@ impl NodeStatus {
             kv("camera_only_frames", self.camera_only_frames.to_string()),
             kv("lidar_alive", self.lidar_alive.to_string()),
             kv("pipeline_latency_ms", self.last_latency_ms.map_or("-".into(), |v| format!("{v:.1}"))),
+            kv("wait_ms", self.last_wait_ms.map_or("-".into(), |v| format!("{v:.1}"))),
             kv("warnings_total", self.warnings_total.to_string()),
         ];
         for (n, v) in StageTimings::NAMES.iter().zip(self.last_timings.as_array()) {
@@ -226,6 +230,7 @@ pub fn processing_time_msg(
     t: &StageTimings,
     latency_ms: f64,
     dropped: u64,
+    wait_ms: f64,
 ) -> ProcessingTime {
     ProcessingTime {
         header,
@@ -234,6 +239,7 @@ pub fn processing_time_msg(
         total_ms: t.total(),
         pipeline_latency_ms: latency_ms,
         dropped_frames: dropped,
+        wait_ms,
     }
 }
 

@@ -155,6 +155,8 @@ fn inference_loop(
             }
             continue;
         };
+        // how long the frame waited for this thread (busy with an earlier frame)
+        let wait_ms = job.handed_over.map_or(0.0, ms);
         let (input, decode_warnings) = job.decode();
         {
             let mut s = lock();
@@ -207,7 +209,7 @@ fn inference_loop(
         let dropped = slot.dropped();
         check(
             "processing time",
-            pubs.processing_time.publish(&processing_time_msg(hdr, &out.timings, latency, dropped)),
+            pubs.processing_time.publish(&processing_time_msg(hdr, &out.timings, latency, dropped, wait_ms)),
         );
 
         let mut s = lock();
@@ -218,6 +220,7 @@ fn inference_loop(
         }
         s.last_mode = Some(out.mode);
         s.last_latency_ms = Some(latency);
+        s.last_wait_ms = Some(wait_ms);
         s.last_timings = out.timings;
         s.extrinsics = job.extrinsics_sources().into_iter().map(|(n, e)| (n, e.as_str())).collect();
         let reasons = job.mask_reasons();
@@ -439,6 +442,7 @@ fn spin_node(
         let now = crate::cpu_time::thread_cpu_ms();
         job.charge_receive(now - cpu_at_handover);
         cpu_at_handover = now;
+        job.handed_over = Some(Instant::now());
         slot.put(job);
     };
     while !stop.load(Ordering::Relaxed) {

@@ -153,6 +153,9 @@ pub struct FrameJob {
     /// Time the receiving side spent on this frame's inputs other than converting the cloud
     /// (ms): see [`Self::charge_receive`]; 0 until the caller sets it.
     pub receive_ms: f64,
+    /// When the receiving side handed the frame over to be processed (the node's `wait_ms`
+    /// starts there); None until the caller sets it.
+    pub handed_over: Option<Instant>,
     pub trigger: Trigger,
     /// Non-fatal problems found while assembling (NaN points skipped, ...).
     pub warnings: Vec<String>,
@@ -515,6 +518,7 @@ impl Synchronizer {
             image_topics: self.cams.iter().map(|c| c.setup.image_topic.clone()).collect(),
             decode_ms,
             receive_ms: 0.0,
+            handed_over: None,
             trigger,
             warnings,
         }
