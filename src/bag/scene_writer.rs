@@ -120,7 +120,9 @@ enum ImageMsg {
     Compressed(CompressedImage),
 }
 
-fn image_msg(img: &image::RgbImage, format: ImageFormat, header: r2r::std_msgs::msg::Header) -> Result<ImageMsg> {
+fn image_msg<C: std::ops::Deref<Target = [u8]>>(
+    img: &image::ImageBuffer<image::Rgb<u8>, C>,
+    format: ImageFormat, header: r2r::std_msgs::msg::Header) -> Result<ImageMsg> {
     Ok(match format {
         ImageFormat::Raw => ImageMsg::Raw(Image {
             header,
@@ -129,7 +131,7 @@ fn image_msg(img: &image::RgbImage, format: ImageFormat, header: r2r::std_msgs::
             encoding: "rgb8".into(),
             is_bigendian: 0,
             step: img.width() * 3,
-            data: img.as_raw().clone(),
+            data: img.as_raw().to_vec(),
         }),
         ImageFormat::Jpeg(q) => {
             let mut data = Vec::new();

@@ -154,7 +154,7 @@ fn bench_config(cfg: &ModelConfig, runs: usize, warmup: usize, dev: Device) -> R
     // one 1600x900 image per camera (distinct buffers, as a rig sends them)
     let imgs: Vec<crate::data::SharedImage> = (0..n_cam as u32)
         .map(|k| {
-            std::sync::Arc::new(image::RgbImage::from_fn(1600, 900, |x, y| {
+            crate::data::share(image::RgbImage::from_fn(1600, 900, |x, y| {
                 image::Rgb([((x + k) % 251) as u8, (y % 241) as u8, ((x + y) % 239) as u8])
             }))
         })

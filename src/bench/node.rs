@@ -48,6 +48,10 @@ pub struct Args {
     /// stand-in).
     #[arg(long)]
     pub image_size: Option<String>,
+    /// Encoding of the published raw images: rgb8 (the node takes the middleware's buffer as
+    /// the image) or bgr8 (what most camera drivers send: converted when a frame uses it).
+    #[arg(long, default_value = "rgb8", value_parser = ["rgb8", "bgr8"])]
+    pub encoding: String,
     /// Points per published cloud (about).
     #[arg(long, default_value_t = 30000)]
     pub points: usize,
@@ -261,7 +265,7 @@ mod imp {
     }
 
     impl Frames {
-        fn new(rig: &[CameraCalib], spec: &SyntheticSpec) -> Self {
+        fn new(rig: &[CameraCalib], spec: &SyntheticSpec, encoding: &str) -> Self {
             let mut clouds = Vec::new();
             let mut images = Vec::new();
             let mut infos = Vec::new();
@@ -269,7 +273,17 @@ mod imp {
                 let f = synthetic_input(spec, rig, k, 0, "lidar_top");
                 clouds.push(points_to_pointcloud(f.points.as_ref().unwrap(), header(0, "lidar_top")));
                 images.push(
-                    f.cameras.iter().map(|c| rgb_to_image(&c.as_ref().unwrap().image, header(0, "cam"))).collect(),
+                    f.cameras
+                        .iter()
+                        .map(|c| {
+                            let mut m = rgb_to_image(&c.as_ref().unwrap().image, header(0, "cam"));
+                            if encoding == "bgr8" {
+                                m.data.chunks_exact_mut(3).for_each(|p| p.swap(0, 2));
+                                m.encoding = encoding.into();
+                            }
+                            m
+                        })
+                        .collect(),
                 );
                 if k == 0 {
                     infos = f
@@ -380,7 +394,7 @@ mod imp {
         };
         let result = (|| -> Result<ModelResult> {
             let mut peer = Peer::new(n_cams, args.visualize)?;
-            let mut frames = Frames::new(&rig, &spec);
+            let mut frames = Frames::new(&rig, &spec, &args.encoding);
             // discovery and warm start: frames until one comes back
             let t0 = Instant::now();
             let mut k = 0;
@@ -647,7 +661,7 @@ mod imp {
 
     fn report(args: &Args, results: &[ModelResult]) -> String {
         let mut s = format!(
-            "# bevfusion_node benchmark\n\nInput: {} Hz, {} frames per model, raw rgb8 cameras ({}), about {} points per cloud; device `{}`{}.\n\
+            "# bevfusion_node benchmark\n\nInput: {} Hz, {} frames per model, raw {} cameras ({}), about {} points per cloud; device `{}`{}.\n\
              Subscribed outputs: detections, BEV segmentation{} (the node builds markers only while subscribed).\n\
              Latency = node publish time minus the cloud stamp (set when the cloud is published). \
              The stages include `receive`, the CPU time of the node's receiving thread (taking the messages from DDS, \
@@ -656,6 +670,7 @@ mod imp {
              and waiting while it was busy with an earlier frame; \"waiting\" is the latter alone (`wait_ms`).\n\n",
             args.rate,
             args.latency_frames,
+            args.encoding,
             results.iter().map(|r| format!("{}: {} x {}", r.label, r.cameras, r.image_size)).collect::<Vec<_>>().join(", "),
             args.points,
             args.device,

@@ -43,9 +43,7 @@ pub struct CameraCalib {
     pub cam_to_lidar: Isometry3<f64>,
 }
 
-/// A camera image shared without copying: a frame, the pipeline's input and the node's
-/// newest-image store can hold the same pixels (a 1600x900 image is 4.3 MB).
-pub type SharedImage = std::sync::Arc<image::RgbImage>;
+pub use super::shared_image::SharedImage;
 
 /// One camera's image of the frame. `image` is None when the camera is missing (dropped,
 /// too old, failed to decode): the model then masks it.

@@ -383,7 +383,7 @@ impl KittiDataset {
                 intrinsics: calib.intrinsics(),
                 cam_to_lidar: velo_to_cam.inverse(),
             },
-            image: image.map(std::sync::Arc::new),
+            image: image.map(super::share),
             timestamp_us: 0,
         };
         let label_path = self.dir.join(format!("label_2/{id}.txt"));

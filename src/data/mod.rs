@@ -21,12 +21,14 @@ pub mod records;
 pub mod render;
 pub mod rig;
 pub mod scene;
+pub mod shared_image;
 pub mod snapshot;
 pub mod tokens;
 pub mod world;
 
 pub use dataset::Dataset;
 pub use frame::{Annotation, BevMap, CameraCalib, CameraFrame, Frame, Points, SharedImage, POINT_DIMS};
+pub use shared_image::{share, share_external, ExternalBytes, PixelBytes, RgbPixels};
 
 /// Open a dataset folder: nuScenes layout (`<dir>/v1.0-*/`; `version` picks the folder when
 /// there are several) or KITTI object layout (`velodyne/`, `calib/`, ... or `training/...`).

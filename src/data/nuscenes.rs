@@ -422,7 +422,7 @@ impl NuScenesDataset {
                     intrinsics: Self::intrinsics(cs)?,
                     cam_to_lidar,
                 },
-                image: Some(std::sync::Arc::new(img)),
+                image: Some(super::share(img)),
                 timestamp_us: rec.timestamp,
             });
         }

@@ -100,7 +100,7 @@ pub fn encode_pcd_bin(points: &crate::data::frame::Points) -> Vec<u8> {
     out
 }
 
-fn encode_jpeg(img: &image::RgbImage, quality: u8) -> Result<Vec<u8>> {
+fn encode_jpeg<C: std::ops::Deref<Target = [u8]>>(img: &image::ImageBuffer<image::Rgb<u8>, C>, quality: u8) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
     let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, quality);
     enc.encode_image(img)?;

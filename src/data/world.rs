@@ -304,7 +304,7 @@ impl SyntheticWorld {
             }
             cameras.push(CameraFrame {
                 calib: calib.clone(),
-                image: Some(std::sync::Arc::new(r.image)),
+                image: Some(super::share(r.image)),
                 timestamp_us: ts,
             });
         }

@@ -144,8 +144,8 @@ pub struct Batch {
 /// (One image, for the tests; [`Batch::from_frames_in`] writes all images of a batch straight
 /// into the batch tensor with [`preprocess_images_into`].)
 #[cfg(test)]
-pub fn preprocess_image(
-    img: &image::RgbImage,
+pub fn preprocess_image<C: std::ops::Deref<Target = [u8]>>(
+    img: &image::ImageBuffer<image::Rgb<u8>, C>,
     cfg: &ModelConfig,
     device: Device,
 ) -> (Tensor, Matrix3<f64>) {
@@ -191,8 +191,8 @@ impl ResizeGeometry {
 /// float resize). Everything here is plain Rust: no libtorch operator runs per image, so
 /// building the input neither allocates tensors per camera nor waits on libtorch's thread
 /// pool, which on a loaded CPU costs more than the arithmetic itself.
-pub fn preprocess_image_into(
-    img: &image::RgbImage,
+pub fn preprocess_image_into<C: std::ops::Deref<Target = [u8]>>(
+    img: &image::ImageBuffer<image::Rgb<u8>, C>,
     cfg: &ModelConfig,
     buffers: &mut ImageResizeBuffers,
     out: &mut [f32],
@@ -206,13 +206,13 @@ pub fn preprocess_image_into(
     let rows = h_res.min(h_out);
     // `pixels` holds the kept rows of the resized image from row `first` on
     let (pixels, first): (&[u8], usize) = if h_res == h && w_out == w {
-        (img.as_raw(), top)
+        (&img.as_raw()[..], top)
     } else {
         // Only the kept rows are computed: the source box of resized rows [top, top + rows)
         // goes to `rows` rows at the full resize's scale. The filter reaches past the box
         // into the image as a full resize would, so the kept rows are the same (bit for bit
         // in the unit test's sizes).
-        let src = ImageRef::new(w as u32, h as u32, img.as_raw(), PixelType::U8x3)
+        let src = ImageRef::new(w as u32, h as u32, &img.as_raw()[..], PixelType::U8x3)
             .expect("an RgbImage's buffer holds width x height RGB pixels");
         let scale = h as f64 / h_res as f64;
         let box_top = top as f64 * scale;
@@ -784,7 +784,7 @@ mod tests {
         let per = 3 * h_out * w_out;
         let sizes = [(1600u32, 900u32), (1280, 720), (w_out as u32, h_out as u32), (1920, 1080)];
         let imgs: Vec<SharedImage> =
-            sizes.iter().enumerate().map(|(k, &(w, h))| std::sync::Arc::new(pattern(w + k as u32, h))).collect();
+            sizes.iter().enumerate().map(|(k, &(w, h))| crate::data::share(pattern(w + k as u32, h))).collect();
         let mut slots: Vec<Option<&SharedImage>> = imgs.iter().map(Some).collect();
         slots.insert(2, None);
         let mut buffers = ResizeBuffers::default();

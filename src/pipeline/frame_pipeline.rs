@@ -269,7 +269,7 @@ fn synthetic_input(
                 None => neutral_calib(n),
             });
             let image = image::RgbImage::from_pixel(calib.width, calib.height, image::Rgb([128, 128, 128]));
-            Some(super::frame_input::CameraImage { image: std::sync::Arc::new(image), calib, stamp_ns: 0 })
+            Some(super::frame_input::CameraImage { image: crate::data::share(image), calib, stamp_ns: 0 })
         })
         .collect();
     FrameInput {

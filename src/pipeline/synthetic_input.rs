@@ -96,7 +96,7 @@ pub fn synthetic_input(
                     ((x + y + c as u32 * 50) % 256) as u8,
                 ])
             });
-            Some(CameraImage { image: std::sync::Arc::new(image), calib, stamp_ns })
+            Some(CameraImage { image: crate::data::share(image), calib, stamp_ns })
         })
         .collect();
     FrameInput {

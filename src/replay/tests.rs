@@ -43,7 +43,7 @@ fn frame(i: usize, per_scene: usize) -> Frame {
             .enumerate()
             .map(|(k, n)| CameraFrame {
                 calib: calib(n),
-                image: Some(std::sync::Arc::new(image::RgbImage::from_fn(32, 16, |x, y| image::Rgb([x as u8, y as u8, (i + k) as u8])))),
+                image: Some(crate::data::share(image::RgbImage::from_fn(32, 16, |x, y| image::Rgb([x as u8, y as u8, (i + k) as u8])))),
                 timestamp_us: t + 5_000 * k as i64,
             })
             .collect(),

@@ -20,9 +20,34 @@ fn channels(encoding: &str) -> Option<usize> {
     }
 }
 
+/// A raw image's fields, wherever its bytes live: an r2r [`Image`], or the middleware's own
+/// C message ([`super::native_image::NativeImage`]).
+#[derive(Clone, Copy, Debug)]
+pub struct RawImageView<'a> {
+    pub width: u32,
+    pub height: u32,
+    pub step: u32,
+    pub encoding: &'a str,
+    pub data: &'a [u8],
+}
+
+impl<'a> From<&'a Image> for RawImageView<'a> {
+    fn from(msg: &'a Image) -> Self {
+        RawImageView { width: msg.width, height: msg.height, step: msg.step, encoding: &msg.encoding, data: &msg.data }
+    }
+}
+
+impl RawImageView<'_> {
+    /// A valid `rgb8` image without row padding: its bytes are already the RGB image.
+    pub fn is_packed_rgb8(&self) -> bool {
+        self.encoding == "rgb8" && self.step as usize == self.width as usize * 3 && check_image(*self).is_ok()
+    }
+}
+
 /// Check a raw image's geometry without converting it.
-pub fn check_image(msg: &Image) -> Result<(), ConvertError> {
-    let ch = channels(&msg.encoding).ok_or_else(|| {
+pub fn check_image<'a>(msg: impl Into<RawImageView<'a>>) -> Result<(), ConvertError> {
+    let msg = msg.into();
+    let ch = channels(msg.encoding).ok_or_else(|| {
         ConvertError::new(
             "encoding",
             format!("unsupported encoding `{}` (supported: rgb8, bgr8, rgba8, bgra8, mono8)", msg.encoding),
@@ -51,18 +76,33 @@ pub fn check_image(msg: &Image) -> Result<(), ConvertError> {
 }
 
 /// Convert a raw image to RGB.
-pub fn image_to_rgb(msg: &Image) -> Result<RgbImage, ConvertError> {
+pub fn image_to_rgb<'a>(msg: impl Into<RawImageView<'a>>) -> Result<RgbImage, ConvertError> {
+    let msg = msg.into();
     check_image(msg)?;
     let (w, h, step) = (msg.width as usize, msg.height as usize, msg.step as usize);
-    let mut out = Vec::with_capacity(w * h * 3);
-    for r in 0..h {
+    // pixel by pixel into a buffer of the final size (no per-pixel `extend`: that was 1.5 ms
+    // for one 1600x900 bgr8 image; these loops are straight copies the compiler vectorises)
+    let mut out = vec![0u8; w * h * 3];
+    for (r, dst) in out.chunks_exact_mut(w * 3).enumerate() {
         let row = &msg.data[r * step..];
-        match msg.encoding.as_str() {
-            "rgb8" => out.extend_from_slice(&row[..w * 3]),
-            "bgr8" => row[..w * 3].chunks_exact(3).for_each(|p| out.extend_from_slice(&[p[2], p[1], p[0]])),
-            "rgba8" => row[..w * 4].chunks_exact(4).for_each(|p| out.extend_from_slice(&p[..3])),
-            "bgra8" => row[..w * 4].chunks_exact(4).for_each(|p| out.extend_from_slice(&[p[2], p[1], p[0]])),
-            "mono8" => row[..w].iter().for_each(|&v| out.extend_from_slice(&[v, v, v])),
+        match msg.encoding {
+            "rgb8" => dst.copy_from_slice(&row[..w * 3]),
+            "bgr8" => dst.chunks_exact_mut(3).zip(row[..w * 3].chunks_exact(3)).for_each(|(d, p)| {
+                d[0] = p[2];
+                d[1] = p[1];
+                d[2] = p[0];
+            }),
+            "rgba8" => dst.chunks_exact_mut(3).zip(row[..w * 4].chunks_exact(4)).for_each(|(d, p)| {
+                d[0] = p[0];
+                d[1] = p[1];
+                d[2] = p[2];
+            }),
+            "bgra8" => dst.chunks_exact_mut(3).zip(row[..w * 4].chunks_exact(4)).for_each(|(d, p)| {
+                d[0] = p[2];
+                d[1] = p[1];
+                d[2] = p[0];
+            }),
+            "mono8" => dst.chunks_exact_mut(3).zip(&row[..w]).for_each(|(d, &v)| d.fill(v)),
             _ => unreachable!("encoding checked"),
         }
     }
@@ -142,7 +182,7 @@ pub fn compressed_to_rgb(msg: &CompressedImage) -> Result<RgbImage, ConvertError
 }
 
 /// An `rgb8` raw image message.
-pub fn rgb_to_image(img: &RgbImage, header: r2r::std_msgs::msg::Header) -> Image {
+pub fn rgb_to_image<C: std::ops::Deref<Target = [u8]>>(img: &image::ImageBuffer<image::Rgb<u8>, C>, header: r2r::std_msgs::msg::Header) -> Image {
     Image {
         header,
         height: img.height(),
@@ -150,13 +190,13 @@ pub fn rgb_to_image(img: &RgbImage, header: r2r::std_msgs::msg::Header) -> Image
         encoding: "rgb8".into(),
         is_bigendian: 0,
         step: img.width() * 3,
-        data: img.as_raw().clone(),
+        data: img.as_raw().to_vec(),
     }
 }
 
 /// A compressed image message (JPEG at `quality` 1..=100, or lossless PNG).
-pub fn rgb_to_compressed(
-    img: &RgbImage,
+pub fn rgb_to_compressed<C: std::ops::Deref<Target = [u8]>>(
+    img: &image::ImageBuffer<image::Rgb<u8>, C>,
     format: CompressedFormat,
     quality: u8,
     header: r2r::std_msgs::msg::Header,

@@ -18,6 +18,7 @@ use super::convert::header;
 use super::detections::detections_to_msg;
 use super::diagnostics::{latency_ms, processing_time_msg, NodeStatus};
 use super::markers::detections_to_markers;
+use super::native_image::NativeImage;
 use super::params::{ExtrinsicsSource, NodeParams, Reliability, Transport};
 use super::segmentation::{segmentation_to_msg, segmentation_to_occupancy_grids};
 use super::sync::{CameraSetup, FrameJob, ImageMsg, SyncConfig, Synchronizer, Trigger};
@@ -121,14 +122,19 @@ struct Publishers {
 type BoxStream<T> = Box<dyn Stream<Item = T> + Unpin + Send>;
 
 enum ImageSub {
-    Raw(BoxStream<Image>),
+    /// Raw images stay in the middleware's C message (see [`super::native_image`]); such a
+    /// stream cannot leave the spin thread, which is where it is read.
+    Raw(Box<dyn Stream<Item = r2r::NativeMsg<Image>> + Unpin>),
     Compressed(BoxStream<CompressedImage>),
 }
 
 impl ImageSub {
     fn try_next(&mut self) -> Option<ImageMsg> {
         match self {
-            ImageSub::Raw(s) => s.next().now_or_never().flatten().map(ImageMsg::from_raw),
+            ImageSub::Raw(s) => s.next().now_or_never().flatten().map(|m| match NativeImage::new(m) {
+                Ok(native) => ImageMsg::from_native(native),
+                Err(copied) => ImageMsg::from_raw(copied),
+            }),
             ImageSub::Compressed(s) => s.next().now_or_never().flatten().map(ImageMsg::Compressed),
         }
     }
@@ -367,7 +373,7 @@ fn spin_node(
     for i in 0..n {
         let (it, ct) = (params.image_topic(i), params.camera_info_topic(i));
         image_subs.push(match params.transport(i) {
-            Transport::Raw => ImageSub::Raw(Box::new(node.subscribe::<Image>(&it, in_q.clone())?)),
+            Transport::Raw => ImageSub::Raw(Box::new(node.subscribe_native::<Image>(&it, in_q.clone())?)),
             Transport::Compressed => {
                 ImageSub::Compressed(Box::new(node.subscribe::<CompressedImage>(&it, in_q.clone())?))
             }

@@ -17,7 +17,8 @@
 
 use super::camera_info::{camera_info_to_intrinsics, Intrinsics};
 use super::convert::{rigid_from_parts, stamp_to_ns, ConvertError};
-use super::image::{check_image, compressed_dimensions, compressed_to_rgb, image_to_rgb};
+use super::image::{check_image, compressed_dimensions, compressed_to_rgb, image_to_rgb, RawImageView};
+use super::native_image::NativeImage;
 use super::params::ExtrinsicsSource;
 use super::pointcloud::pointcloud_to_points;
 use super::tf_static::StaticTransforms;
@@ -33,6 +34,9 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Debug)]
 pub enum ImageMsg {
     Raw(Image),
+    /// A raw image in the middleware's C message (the node's subscriptions), converted from
+    /// there when a frame uses it.
+    Native(Arc<NativeImage>),
     Compressed(CompressedImage),
     /// A raw `rgb8` image without row padding, its buffer taken over as it is (no copy).
     Rgb { header: r2r::std_msgs::msg::Header, image: SharedImage },
@@ -43,20 +47,31 @@ impl ImageMsg {
     /// (its buffer becomes the RGB image the pipeline reads); any other stays as it is and is
     /// converted when a frame uses it.
     pub fn from_raw(msg: Image) -> ImageMsg {
-        let packed_rgb = msg.encoding == "rgb8"
-            && check_image(&msg).is_ok()
-            && msg.step as usize == msg.width as usize * 3;
-        if !packed_rgb {
+        if !RawImageView::from(&msg).is_packed_rgb8() {
             return ImageMsg::Raw(msg);
         }
         let Image { header, width, height, data, .. } = msg;
         let image = image::RgbImage::from_raw(width, height, data).expect("checked: step x height bytes, step = 3 x width");
-        ImageMsg::Rgb { header, image: Arc::new(image) }
+        ImageMsg::Rgb { header, image: crate::data::share(image) }
+    }
+
+    /// A raw image in its C message, taken over the same way: a packed `rgb8` image's bytes
+    /// stay where the middleware wrote them and become the RGB image.
+    pub fn from_native(msg: NativeImage) -> ImageMsg {
+        let view = msg.view();
+        let (packed, width, height) = (view.is_packed_rgb8(), view.width, view.height);
+        if !packed {
+            return ImageMsg::Native(Arc::new(msg));
+        }
+        let header = msg.header().clone();
+        let image = crate::data::share_external(width, height, Arc::new(msg)).expect("checked: width x height x 3 bytes");
+        ImageMsg::Rgb { header, image }
     }
 
     pub fn header(&self) -> &r2r::std_msgs::msg::Header {
         match self {
             ImageMsg::Raw(m) => &m.header,
+            ImageMsg::Native(m) => m.header(),
             ImageMsg::Compressed(m) => &m.header,
             ImageMsg::Rgb { header, .. } => header,
         }
@@ -70,6 +85,7 @@ impl ImageMsg {
     pub fn check(&self) -> Result<(u32, u32), ConvertError> {
         match self {
             ImageMsg::Raw(m) => check_image(m).map(|_| (m.width, m.height)),
+            ImageMsg::Native(m) => check_image(m.view()).map(|_| (m.view().width, m.view().height)),
             ImageMsg::Compressed(m) => compressed_dimensions(m),
             ImageMsg::Rgb { image, .. } => Ok(image.dimensions()),
         }
@@ -78,8 +94,9 @@ impl ImageMsg {
     /// Full conversion to RGB (a taken-over `rgb8` image is shared, not copied).
     pub fn to_rgb(&self) -> Result<SharedImage, ConvertError> {
         match self {
-            ImageMsg::Raw(m) => image_to_rgb(m).map(Arc::new),
-            ImageMsg::Compressed(m) => compressed_to_rgb(m).map(Arc::new),
+            ImageMsg::Raw(m) => image_to_rgb(m).map(crate::data::share),
+            ImageMsg::Native(m) => image_to_rgb(m.view()).map(crate::data::share),
+            ImageMsg::Compressed(m) => compressed_to_rgb(m).map(crate::data::share),
             ImageMsg::Rgb { image, .. } => Ok(image.clone()),
         }
     }
@@ -172,22 +189,34 @@ impl FrameJob {
     /// Decode the images and build the pipeline input. Images that fail to decode mask
     /// their camera; the returned warnings say why. Adds the decode time to `decode_ms`.
     pub fn decode(&mut self) -> (FrameInput, Vec<String>) {
+        use rayon::prelude::*;
         let t0 = Instant::now();
         let mut warnings = Vec::new();
+        // the cameras' conversions (JPEG decoding, bgr8 -> rgb8, ...) are independent: spread
+        // over rayon's pool; a packed rgb8 image is only shared
+        let converted: Vec<Option<Result<SharedImage, ConvertError>>> = self
+            .cameras
+            .par_iter()
+            .map(|slot| match slot {
+                CameraSlot::Masked(_) => None,
+                CameraSlot::Ready { image, .. } => Some(image.to_rgb()),
+            })
+            .collect();
         let cameras = self
             .cameras
             .iter()
+            .zip(converted)
             .enumerate()
-            .map(|(i, slot)| match slot {
-                CameraSlot::Masked(_) => None,
-                CameraSlot::Ready { image, calib, .. } => match image.to_rgb() {
-                    Ok(rgb) => Some(CameraImage { image: rgb, calib: calib.clone(), stamp_ns: image.stamp_ns() }),
-                    Err(e) => {
-                        let e = e.on_topic(&self.image_topics[i]);
-                        warnings.push(format!("{e}: camera {} masked", self.camera_names[i]));
-                        None
-                    }
-                },
+            .map(|(i, (slot, rgb))| match (slot, rgb) {
+                (CameraSlot::Ready { image, calib, .. }, Some(Ok(rgb))) => {
+                    Some(CameraImage { image: rgb, calib: calib.clone(), stamp_ns: image.stamp_ns() })
+                }
+                (_, Some(Err(e))) => {
+                    let e = e.on_topic(&self.image_topics[i]);
+                    warnings.push(format!("{e}: camera {} masked", self.camera_names[i]));
+                    None
+                }
+                _ => None,
             })
             .collect();
         self.decode_ms += t0.elapsed().as_secs_f64() * 1e3;
@@ -701,13 +730,22 @@ mod tests {
     #[test]
     fn packed_rgb8_images_are_taken_over_without_copying() {
         let img = image::RgbImage::from_fn(6, 4, |x, y| image::Rgb([x as u8, y as u8, 7]));
+        let shared = crate::data::share(img.clone());
         let msg = rgb_to_image(&img, header(3, "cam"));
         let buffer = msg.data.as_ptr();
         let m = ImageMsg::from_raw(msg);
         let (a, b) = (m.to_rgb().unwrap(), m.to_rgb().unwrap());
         assert_eq!(a.as_raw().as_ptr(), buffer, "the message's buffer is the image");
-        assert!(Arc::ptr_eq(&a, &b) && *a == img);
+        assert!(Arc::ptr_eq(&a, &b) && a == shared);
         assert_eq!((m.check().unwrap(), m.stamp_ns()), ((6, 4), 3));
+        // the same from the middleware's C message: its sequence becomes the image
+        let native = NativeImage::new(r2r::NativeMsg::<Image>::from(&rgb_to_image(&img, header(3, "cam")))).unwrap();
+        let c_buffer = crate::data::ExternalBytes::bytes(&native).as_ptr();
+        let m = ImageMsg::from_native(native);
+        assert!(matches!(m, ImageMsg::Rgb { .. }));
+        let a = m.to_rgb().unwrap();
+        assert_eq!(a.as_raw().as_ptr(), c_buffer, "the C message's buffer is the image");
+        assert_eq!((a, m.check().unwrap(), m.stamp_ns()), (shared.clone(), (6, 4), 3));
         // padded rows, other encodings and bad geometry stay raw: converted (or rejected) later
         let mut padded = rgb_to_image(&img, header(3, "cam"));
         padded.step = 20;
@@ -716,12 +754,19 @@ mod tests {
         bgr.encoding = "bgr8".into();
         bgr.data.chunks_mut(3).for_each(|p| p.swap(0, 2));
         for m in [padded, bgr] {
+            let native = ImageMsg::from_native(NativeImage::new(r2r::NativeMsg::<Image>::from(&m)).unwrap());
+            assert!(matches!(native, ImageMsg::Native(_)));
+            assert_eq!((native.to_rgb().unwrap(), native.check().unwrap()), (shared.clone(), (6, 4)));
             let m = ImageMsg::from_raw(m);
             assert!(matches!(m, ImageMsg::Raw(_)));
-            assert_eq!(*m.to_rgb().unwrap(), img);
+            assert_eq!(m.to_rgb().unwrap(), shared);
         }
         let mut truncated = rgb_to_image(&img, header(3, "cam"));
         truncated.data.pop();
+        let native = ImageMsg::from_native(NativeImage::new(r2r::NativeMsg::<Image>::from(&truncated)).unwrap());
+        assert!(matches!(native, ImageMsg::Native(_)));
+        assert_eq!(native.check().unwrap_err().field, "data");
+        assert_eq!(native.to_rgb().unwrap_err().field, "data");
         let m = ImageMsg::from_raw(truncated);
         assert!(matches!(m, ImageMsg::Raw(_)));
         assert_eq!(m.check().unwrap_err().field, "data");

@@ -146,7 +146,7 @@ pub fn frame(seed: u64) -> Frame {
             }
             CameraFrame {
                 calib,
-                image: Some(std::sync::Arc::new(img)),
+                image: Some(altermoma::data::share(img)),
                 timestamp_us: 0,
             }
         })
