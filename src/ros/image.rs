@@ -79,10 +79,33 @@ pub fn check_image<'a>(msg: impl Into<RawImageView<'a>>) -> Result<(), ConvertEr
 pub fn image_to_rgb<'a>(msg: impl Into<RawImageView<'a>>) -> Result<RgbImage, ConvertError> {
     let msg = msg.into();
     check_image(msg)?;
-    let (w, h, step) = (msg.width as usize, msg.height as usize, msg.step as usize);
-    // pixel by pixel into a buffer of the final size (no per-pixel `extend`: that was 1.5 ms
-    // for one 1600x900 bgr8 image; these loops are straight copies the compiler vectorises)
+    let (w, h) = (msg.width as usize, msg.height as usize);
     let mut out = vec![0u8; w * h * 3];
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above)
+        unsafe { convert_rows_avx2(msg, &mut out) };
+        return Ok(RgbImage::from_raw(w as u32, h as u32, out).expect("buffer size matches"));
+    }
+    convert_rows(msg, &mut out);
+    Ok(RgbImage::from_raw(w as u32, h as u32, out).expect("buffer size matches"))
+}
+
+/// [`convert_rows`] compiled for AVX2: the compiler vectorises the channel shuffles there
+/// (one 1600x900 bgr8 image: about 0.2-0.3 ms against 1.2 ms with the x86-64 baseline's SSE2,
+/// in a micro-benchmark on the development VM).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn convert_rows_avx2(msg: RawImageView, out: &mut [u8]) {
+    convert_rows(msg, out)
+}
+
+/// A checked raw image's rows into `out` (width x height RGB pixels), pixel by pixel into a
+/// buffer of the final size: straight loops the compiler can vectorise (per-pixel `extend`
+/// cost 1.5 ms for one 1600x900 bgr8 image).
+#[inline(always)]
+fn convert_rows(msg: RawImageView, out: &mut [u8]) {
+    let (w, step) = (msg.width as usize, msg.step as usize);
     for (r, dst) in out.chunks_exact_mut(w * 3).enumerate() {
         let row = &msg.data[r * step..];
         match msg.encoding {
@@ -106,7 +129,6 @@ pub fn image_to_rgb<'a>(msg: impl Into<RawImageView<'a>>) -> Result<RgbImage, Co
             _ => unreachable!("encoding checked"),
         }
     }
-    Ok(RgbImage::from_raw(w as u32, h as u32, out).expect("buffer size matches"))
 }
 
 /// Compressed formats we decode.
@@ -257,6 +279,37 @@ mod tests {
         }
         let mono = image_to_rgb(&raw("mono8", 1)).unwrap();
         assert_eq!(mono.get_pixel(2, 1).0, [80, 80, 80]);
+    }
+
+    #[test]
+    fn the_baseline_and_the_avx2_conversions_agree() {
+        // image_to_rgb takes the AVX2 path where the CPU has it; the plain loop is what other
+        // CPUs run: both must give the same pixels (odd width, padding, every encoding)
+        let big = RgbImage::from_fn(37, 5, |x, y| image::Rgb([(x * 7) as u8, (y * 40 + x) as u8, (255 - x) as u8]));
+        for enc in ["rgb8", "bgr8", "rgba8", "bgra8", "mono8"] {
+            let ch = channels(enc).unwrap();
+            let step = 37 * ch + 2;
+            let mut data = vec![0u8; step * 5];
+            for (x, y, p) in big.enumerate_pixels() {
+                let [r, g, b] = p.0;
+                let px = match enc {
+                    "rgb8" => vec![r, g, b],
+                    "bgr8" => vec![b, g, r],
+                    "rgba8" => vec![r, g, b, 1],
+                    "bgra8" => vec![b, g, r, 1],
+                    _ => vec![g],
+                };
+                let o = y as usize * step + x as usize * ch;
+                data[o..o + ch].copy_from_slice(&px);
+            }
+            let view = RawImageView { width: 37, height: 5, step: step as u32, encoding: enc, data: &data };
+            let mut plain = vec![0u8; 37 * 5 * 3];
+            convert_rows(view, &mut plain);
+            assert_eq!(image_to_rgb(view).unwrap().into_raw(), plain, "{enc}");
+            if enc != "mono8" {
+                assert_eq!(plain, big.as_raw().clone(), "{enc}");
+            }
+        }
     }
 
     #[test]
