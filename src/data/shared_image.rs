@@ -12,6 +12,8 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 /// Bytes that somebody else allocated and that live as long as this value (read-only).
+/// `bytes` must return the same bytes on every call: an image checks their length once, when
+/// it is made ([`share_external`]).
 pub trait ExternalBytes: Send + Sync {
     fn bytes(&self) -> &[u8];
 }
