@@ -42,6 +42,11 @@ impl RawImageView<'_> {
     pub fn is_packed_rgb8(&self) -> bool {
         self.encoding == "rgb8" && self.step as usize == self.width as usize * 3 && check_image(*self).is_ok()
     }
+
+    /// [`check_image`], then the size.
+    pub fn checked_size(self) -> Result<(u32, u32), ConvertError> {
+        check_image(self).map(|_| (self.width, self.height))
+    }
 }
 
 /// Check a raw image's geometry without converting it.
@@ -79,16 +84,17 @@ pub fn check_image<'a>(msg: impl Into<RawImageView<'a>>) -> Result<(), ConvertEr
 pub fn image_to_rgb<'a>(msg: impl Into<RawImageView<'a>>) -> Result<RgbImage, ConvertError> {
     let msg = msg.into();
     check_image(msg)?;
-    let (w, h) = (msg.width as usize, msg.height as usize);
-    let mut out = vec![0u8; w * h * 3];
+    let mut out = vec![0u8; msg.width as usize * msg.height as usize * 3];
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (checked just above)
         unsafe { convert_rows_avx2(msg, &mut out) };
-        return Ok(RgbImage::from_raw(w as u32, h as u32, out).expect("buffer size matches"));
+    } else {
+        convert_rows(msg, &mut out);
     }
+    #[cfg(not(target_arch = "x86_64"))]
     convert_rows(msg, &mut out);
-    Ok(RgbImage::from_raw(w as u32, h as u32, out).expect("buffer size matches"))
+    Ok(RgbImage::from_raw(msg.width, msg.height, out).expect("buffer size matches"))
 }
 
 /// [`convert_rows`] compiled for AVX2: the compiler vectorises the channel shuffles there

@@ -17,7 +17,7 @@
 
 use super::camera_info::{camera_info_to_intrinsics, Intrinsics};
 use super::convert::{rigid_from_parts, stamp_to_ns, ConvertError};
-use super::image::{check_image, compressed_dimensions, compressed_to_rgb, image_to_rgb, RawImageView};
+use super::image::{compressed_dimensions, compressed_to_rgb, image_to_rgb, RawImageView};
 use super::native_image::NativeImage;
 use super::params::ExtrinsicsSource;
 use super::pointcloud::pointcloud_to_points;
@@ -84,8 +84,8 @@ impl ImageMsg {
     /// Cheap validation (layout of a raw image, header of a compressed one): the size.
     pub fn check(&self) -> Result<(u32, u32), ConvertError> {
         match self {
-            ImageMsg::Raw(m) => check_image(m).map(|_| (m.width, m.height)),
-            ImageMsg::Native(m) => check_image(m.view()).map(|_| (m.view().width, m.view().height)),
+            ImageMsg::Raw(m) => RawImageView::from(m).checked_size(),
+            ImageMsg::Native(m) => m.view().checked_size(),
             ImageMsg::Compressed(m) => compressed_dimensions(m),
             ImageMsg::Rgb { image, .. } => Ok(image.dimensions()),
         }
