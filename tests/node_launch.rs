@@ -28,6 +28,7 @@ fn package() -> (String, Vec<(String, PathBuf)>) {
     let mut share = Vec::new();
     for (file, dest) in [
         ("config/bevfusion_node.param.yaml", "share/${PROJECT_NAME}/config"),
+        ("config/fastdds_large_images.xml", "share/${PROJECT_NAME}/config"),
         ("launch/bevfusion.launch.xml", "share/${PROJECT_NAME}/launch"),
         ("launch/bevfusion.launch.py", "share/${PROJECT_NAME}/launch"),
     ] {

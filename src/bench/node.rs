@@ -48,13 +48,23 @@ pub struct Args {
     /// stand-in).
     #[arg(long)]
     pub image_size: Option<String>,
-    /// Encoding of the published raw images: rgb8 (the node takes the middleware's buffer as
-    /// the image) or bgr8 (what most camera drivers send: converted when a frame uses it).
+    /// Encoding of the published raw images: rgb8, or bgr8 (what most camera drivers send).
+    /// Either way the node keeps the middleware's buffer as the image, in its own layout.
     #[arg(long, default_value = "rgb8", value_parser = ["rgb8", "bgr8"])]
     pub encoding: String,
     /// Points per published cloud (about).
     #[arg(long, default_value_t = 30000)]
     pub points: usize,
+    /// How the messages reach the node. `intra-process`: Fast DDS hands them over inside this
+    /// process (drivers and node composed in one process). `transport`: through Fast DDS's
+    /// default transports, as from driver processes on an untuned robot. `transport-large-images`:
+    /// the same with `config/fastdds_large_images.xml`. Both transport modes write the Fast DDS
+    /// profile they use to `OUT/fastdds_profile.xml` and count its threads' work under "DDS".
+    #[arg(long, value_enum, default_value_t = Delivery::IntraProcess)]
+    pub delivery: Delivery,
+    /// The report's description of the delivery (set when the measurement starts).
+    #[arg(skip)]
+    pub delivery_note: String,
     /// libtorch CPU threads (0: default).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -65,6 +75,62 @@ pub struct Args {
     /// Output directory.
     #[arg(long, default_value = "bench/node")]
     pub out: PathBuf,
+}
+
+/// How the benchmark's messages reach the node (`--delivery`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    IntraProcess,
+    Transport,
+    TransportLargeImages,
+}
+
+/// The environment variable that names Fast DDS's XML profile file (Fast DDS 2.x, ROS 2 Jazzy).
+pub const FASTDDS_PROFILE_VAR: &str = "FASTRTPS_DEFAULT_PROFILES_FILE";
+
+/// The shipped profile for camera-size images between processes.
+const LARGE_IMAGES_PROFILE: &str = include_str!("../../config/fastdds_large_images.xml");
+
+/// The Fast DDS profile of a transport mode: intra-process delivery off (so that messages go
+/// through the transports, as between processes), plus the shipped profile's transports for
+/// `transport-large-images`. None for `intra-process`.
+pub fn delivery_profile(delivery: Delivery) -> Option<String> {
+    let settings = "  <library_settings>\n    <intraprocess_delivery>OFF</intraprocess_delivery>\n  </library_settings>\n</dds>";
+    let base = match delivery {
+        Delivery::IntraProcess => return None,
+        Delivery::Transport => {
+            "<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\n<dds xmlns=\"http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles\">\n</dds>\n"
+        }
+        Delivery::TransportLargeImages => LARGE_IMAGES_PROFILE,
+    };
+    let at = base.rfind("</dds>").expect("a Fast DDS profile ends with </dds>");
+    Some(format!("{}{settings}{}", &base[..at], &base[at + "</dds>".len()..]))
+}
+
+/// Point Fast DDS at `--delivery`'s profile, written to `OUT/fastdds_profile.xml`. Must run
+/// before any participant exists (and before other threads read the environment). Returns
+/// the report's description of the delivery.
+fn configure_delivery(args: &Args) -> Result<String> {
+    let from_env = std::env::var_os(FASTDDS_PROFILE_VAR).map(|p| p.to_string_lossy().into_owned());
+    let Some(xml) = delivery_profile(args.delivery) else {
+        return Ok(match from_env {
+            Some(p) => format!("intra-process, with the Fast DDS profile of the environment ({FASTDDS_PROFILE_VAR}={p})"),
+            None => "intra-process (Fast DDS hands the messages over inside the process)".into(),
+        });
+    };
+    if let Some(p) = &from_env {
+        tracing::warn!("{FASTDDS_PROFILE_VAR}={p} is replaced for this measurement (--delivery {:?})", args.delivery);
+    }
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let path = args.out.join("fastdds_profile.xml");
+    crate::io::atomic_write(&path, xml.as_bytes())?;
+    let path = std::fs::canonicalize(&path).with_context(|| format!("resolving {}", path.display()))?;
+    std::env::set_var(FASTDDS_PROFILE_VAR, &path);
+    let what = match args.delivery {
+        Delivery::Transport => "Fast DDS's default transports",
+        _ => "the transports of config/fastdds_large_images.xml",
+    };
+    Ok(format!("between participants through {what}, intra-process delivery off (profile: {})", path.display()))
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -561,7 +627,9 @@ mod imp {
         peer.got.values().map(|m| m.dropped_frames).max().unwrap_or(0)
     }
 
-    pub fn run(args: Args) -> Result<()> {
+    pub fn run(mut args: Args) -> Result<()> {
+        // first: Fast DDS reads its profile when the first participant is created
+        args.delivery_note = super::configure_delivery(&args)?;
         let mut jobs = Vec::new();
         for m in &args.models {
             let (label, path) = m.split_once('=').with_context(|| format!("--model {m}: expected LABEL=PATH"))?;
@@ -667,7 +735,8 @@ mod imp {
              The stages include `receive`, the CPU time of the node's receiving thread (taking the messages from DDS, \
              checks, synchronisation, diagnostics) charged to the frame it hands over; \"outside network\" counts it. \
              \"Before processing\" = latency minus the sum of the node's stages: delivery of the inputs to the node \
-             and waiting while it was busy with an earlier frame; \"waiting\" is the latter alone (`wait_ms`).\n\n",
+             and waiting while it was busy with an earlier frame; \"waiting\" is the latter alone (`wait_ms`).\n\n\
+             Delivery: {}.\n\n",
             args.rate,
             args.latency_frames,
             args.encoding,
@@ -675,7 +744,8 @@ mod imp {
             args.points,
             args.device,
             if args.fp16 { ", fp16" } else { "" },
-            if args.visualize { ", RViz markers (`--visualize`)" } else { "" }
+            if args.visualize { ", RViz markers (`--visualize`)" } else { "" },
+            args.delivery_note
         );
         s += "| model | processed / published | dropped | p50 ms | p99 ms | network ms | outside network ms | of latency | of processing | of the input period | before processing ms | of which waiting ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n";
         for r in results {
@@ -724,5 +794,34 @@ mod imp {
         }
         s += "\nCharts: latency.png, memory.png.\n";
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text<'a>(doc: &'a roxmltree::Document, tag: &str) -> Option<&'a str> {
+        doc.descendants().find(|n| n.has_tag_name(tag)).and_then(|n| n.text())
+    }
+
+    /// The transport modes' profiles are well-formed Fast DDS XML that turn intra-process
+    /// delivery off; the large-images one keeps the shipped profile's 32 MiB segment as the
+    /// default participant profile.
+    #[test]
+    fn transport_profiles_turn_intra_process_delivery_off() {
+        assert_eq!(delivery_profile(Delivery::IntraProcess), None);
+        for d in [Delivery::Transport, Delivery::TransportLargeImages] {
+            let xml = delivery_profile(d).unwrap();
+            let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{d:?}: {e}"));
+            assert!(doc.root_element().has_tag_name("dds"));
+            assert_eq!(text(&doc, "intraprocess_delivery"), Some("OFF"), "{d:?}");
+            let segment = text(&doc, "segment_size");
+            assert_eq!(segment, (d == Delivery::TransportLargeImages).then_some("33554432"), "{d:?}");
+        }
+        let shipped = roxmltree::Document::parse(LARGE_IMAGES_PROFILE).unwrap();
+        let participant = shipped.descendants().find(|n| n.has_tag_name("participant")).unwrap();
+        assert_eq!(participant.attribute("is_default_profile"), Some("true"));
+        assert_eq!(text(&shipped, "intraprocess_delivery"), None, "the shipped profile leaves composition alone");
     }
 }

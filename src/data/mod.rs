@@ -17,6 +17,7 @@ pub mod nuscenes;
 pub mod nuscenes_tables;
 pub mod nuscenes_writer;
 pub mod objects;
+pub mod pixel_layout;
 pub mod records;
 pub mod render;
 pub mod rig;
@@ -28,7 +29,8 @@ pub mod world;
 
 pub use dataset::Dataset;
 pub use frame::{Annotation, BevMap, CameraCalib, CameraFrame, Frame, Points, SharedImage, POINT_DIMS};
-pub use shared_image::{share, share_external, ExternalBytes, PixelBytes, RgbPixels};
+pub use pixel_layout::PixelLayout;
+pub use shared_image::{share, share_bytes, share_external, ExternalBytes, PixelBytes, RgbPixels, StoredImage};
 
 /// Open a dataset folder: nuScenes layout (`<dir>/v1.0-*/`; `version` picks the folder when
 /// there are several) or KITTI object layout (`velodyne/`, `calib/`, ... or `training/...`).

@@ -135,7 +135,7 @@ fn camera_panel(frame: &Frame, cam: &CameraFrame, width: u32) -> RgbImage {
     let height = ((cam.calib.height as f64) * scale).round().max(1.0) as u32;
     let mut img = match &cam.image {
         Some(im) => {
-            image::imageops::resize(im.as_ref(), width, height, image::imageops::FilterType::Triangle)
+            image::imageops::resize(im.rgb(), width, height, image::imageops::FilterType::Triangle)
         }
         None => RgbImage::from_pixel(width, height, Rgb([40, 0, 0])),
     };

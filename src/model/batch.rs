@@ -12,7 +12,7 @@
 //!   rasterised onto the segmentation grid from `Frame.map`.
 
 use crate::classes::MAP_CLASSES;
-use crate::data::{Frame, SharedImage, POINT_DIMS};
+use crate::data::{Frame, PixelLayout, SharedImage, StoredImage, POINT_DIMS};
 use crate::geometry::Box3D;
 use crate::model::centerpoint::{encode_targets, DetTargets};
 use crate::model::config::{ModelConfig, VTransformKind};
@@ -183,16 +183,48 @@ impl ResizeGeometry {
 }
 
 /// [`preprocess_image`] into `out` (`3 * H * W` floats, channel-major), on the host, with
-/// `buffers` (reused from call to call).
+/// `buffers` (reused from call to call). An RGB image's pixels go to
+/// [`preprocess_pixels_into`].
+pub fn preprocess_image_into<C: std::ops::Deref<Target = [u8]>>(
+    img: &image::ImageBuffer<image::Rgb<u8>, C>,
+    cfg: &ModelConfig,
+    buffers: &mut ImageResizeBuffers,
+    out: &mut [f32],
+) -> Matrix3<f64> {
+    preprocess_pixels_into(img.width(), img.height(), PixelLayout::Rgb8, img.as_raw(), cfg, buffers, out)
+}
+
+/// A stored camera image ([`crate::data::StoredImage`]) into `out`, from the bytes as they
+/// are stored: a `bgr8` (or four-channel, or grey) image is not converted to RGB first.
+pub fn preprocess_stored_into(
+    img: &StoredImage,
+    cfg: &ModelConfig,
+    buffers: &mut ImageResizeBuffers,
+    out: &mut [f32],
+) -> Matrix3<f64> {
+    let (layout, bytes) = img.stored();
+    preprocess_pixels_into(img.width(), img.height(), layout, bytes, cfg, buffers, out)
+}
+
+/// `width` x `height` packed pixels of `layout` resized (fit width), cropped from the top or
+/// padded at the bottom, and normalised into `out`; returns the map from original to network
+/// pixel coordinates.
 ///
 /// Downscaling is antialiased bilinear (a triangle filter widened by the scale factor, as
 /// PIL's and torchvision's `antialias=True`), upscaling plain bilinear, both with the
 /// SIMD 8-bit kernels of `fast_image_resize` (fixed-point weights: within one level of a
-/// float resize). Everything here is plain Rust: no libtorch operator runs per image, so
-/// building the input neither allocates tensors per camera nor waits on libtorch's thread
-/// pool, which on a loaded CPU costs more than the arithmetic itself.
-pub fn preprocess_image_into<C: std::ops::Deref<Target = [u8]>>(
-    img: &image::ImageBuffer<image::Rgb<u8>, C>,
+/// float resize). Every channel is filtered alike and alone, so the resize runs on the bytes
+/// as they are stored (alpha is resized as a plain channel, not premultiplied) and the
+/// normalisation picks red, green and blue from where the layout keeps them: the result is
+/// bit for bit that of the image converted to RGB first (unit test). Everything here is
+/// plain Rust: no libtorch operator runs per image, so building the input neither allocates
+/// tensors per camera nor waits on libtorch's thread pool, which on a loaded CPU costs more
+/// than the arithmetic itself.
+pub fn preprocess_pixels_into(
+    width: u32,
+    height: u32,
+    layout: PixelLayout,
+    bytes: &[u8],
     cfg: &ModelConfig,
     buffers: &mut ImageResizeBuffers,
     out: &mut [f32],
@@ -200,52 +232,67 @@ pub fn preprocess_image_into<C: std::ops::Deref<Target = [u8]>>(
     use fast_image_resize::{images::Image, images::ImageRef, FilterType, PixelType, ResizeAlg, ResizeOptions};
     let [h_out, w_out] = cfg.camera.image_size;
     let (h_out, w_out) = (h_out as usize, w_out as usize);
-    let (w, h) = (img.width() as usize, img.height() as usize);
-    let geo = ResizeGeometry::new(img.width(), img.height(), cfg);
+    let (w, h) = (width as usize, height as usize);
+    let ch = layout.channels();
+    let geo = ResizeGeometry::new(width, height, cfg);
     let (h_res, top) = (geo.resized_height, geo.top);
     let rows = h_res.min(h_out);
     // `pixels` holds the kept rows of the resized image from row `first` on
     let (pixels, first): (&[u8], usize) = if h_res == h && w_out == w {
-        (&img.as_raw()[..], top)
+        (bytes, top)
     } else {
         // Only the kept rows are computed: the source box of resized rows [top, top + rows)
         // goes to `rows` rows at the full resize's scale. The filter reaches past the box
         // into the image as a full resize would, so the kept rows are the same (bit for bit
         // in the unit test's sizes).
-        let src = ImageRef::new(w as u32, h as u32, &img.as_raw()[..], PixelType::U8x3)
-            .expect("an RgbImage's buffer holds width x height RGB pixels");
+        let pixel_type = match ch {
+            1 => PixelType::U8,
+            3 => PixelType::U8x3,
+            _ => PixelType::U8x4,
+        };
+        let src = ImageRef::new(width, height, bytes, pixel_type)
+            .expect("a stored image's bytes hold width x height pixels of its layout");
         let scale = h as f64 / h_res as f64;
         let box_top = top as f64 * scale;
         let box_height = (rows as f64 * scale).min(h as f64 - box_top);
-        buffers.resized.resize(w_out * rows * 3, 0);
-        let mut dst = Image::from_slice_u8(w_out as u32, rows as u32, &mut buffers.resized, PixelType::U8x3)
+        buffers.resized.resize(w_out * rows * ch, 0);
+        let mut dst = Image::from_slice_u8(w_out as u32, rows as u32, &mut buffers.resized, pixel_type)
             .expect("the buffer was sized for the destination");
         let opts = ResizeOptions::new()
             .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
+            .use_alpha(false)
             .crop(0.0, box_top, w as f64, box_height);
-        buffers.resizer.resize(&src, &mut dst, &opts).expect("source and destination are both RGB8 and non-empty");
+        buffers.resizer.resize(&src, &mut dst, &opts).expect("source and destination have one layout and are non-empty");
         (&buffers.resized, 0)
     };
-    let m = &cfg.camera.mean;
-    let s = &cfg.camera.std;
     let plane = h_out * w_out;
     assert_eq!(out.len(), 3 * plane, "output buffer is not 3 x H x W");
-    for c in 0..3 {
-        // (p - mean) / std exactly as libtorch computed it before (division, not a reciprocal
-        // multiply): an image at the input size gives bit-identical inputs
-        let (mean, std) = (m[c] as f32, s[c] as f32);
-        let dst = &mut out[c * plane..(c + 1) * plane];
-        for y in 0..rows {
-            let src_row = &pixels[(first + y) * w_out * 3..(first + y + 1) * w_out * 3];
-            let dst_row = &mut dst[y * w_out..(y + 1) * w_out];
-            for (d, p) in dst_row.iter_mut().zip(src_row.chunks_exact(3)) {
-                *d = (p[c] as f32 - mean) / std;
-            }
-        }
-        // padding at the bottom stays exactly zero
-        dst[rows * w_out..].fill(0.0);
+    let kept = &pixels[first * w_out * ch..(first + rows) * w_out * ch];
+    match ch {
+        1 => normalise::<1>(kept, layout, cfg, w_out, out),
+        3 => normalise::<3>(kept, layout, cfg, w_out, out),
+        _ => normalise::<4>(kept, layout, cfg, w_out, out),
     }
     geo.pixel_map()
+}
+
+/// Rows of `CH`-byte pixels of `layout` (`w` a row) into the top of each of `out`'s three
+/// channel planes, normalised; the planes' remaining rows (bottom padding) are set to zero.
+fn normalise<const CH: usize>(rows: &[u8], layout: PixelLayout, cfg: &ModelConfig, w: usize, out: &mut [f32]) {
+    let plane = out.len() / 3;
+    let n = rows.len() / CH;
+    for (c, offset) in layout.rgb_offsets().into_iter().enumerate() {
+        // (p - mean) / std exactly as libtorch computed it before (division, not a reciprocal
+        // multiply): an image at the input size gives bit-identical inputs
+        let (mean, std) = (cfg.camera.mean[c] as f32, cfg.camera.std[c] as f32);
+        let dst = &mut out[c * plane..(c + 1) * plane];
+        for (d, p) in dst[..n].iter_mut().zip(rows.chunks_exact(CH)) {
+            *d = (p[offset] as f32 - mean) / std;
+        }
+        // padding at the bottom stays exactly zero
+        debug_assert_eq!(n % w.max(1), 0);
+        dst[n..].fill(0.0);
+    }
 }
 
 /// Host buffers that building a batch needs, kept from one batch to the next so that a
@@ -280,7 +327,7 @@ pub fn preprocess_images_into(
         .zip(buffers.per_image.par_iter_mut())
         .for_each(|((img, out), bufs)| match img {
             Some(img) => {
-                preprocess_image_into(img, cfg, bufs, out);
+                preprocess_stored_into(img, cfg, bufs, out);
             }
             None => out.fill(0.0),
         });
@@ -811,6 +858,36 @@ mod tests {
                     }
                     None => assert!(got.iter().all(|&v| v == 0.0), "round {round}: masked slot {k} is not zero"),
                 }
+            }
+        }
+    }
+
+    /// An image stored as `bgr8`, `rgba8`, `bgra8` or `mono8` gives, resized from its own
+    /// bytes, bit for bit the input of the same image converted to RGB first: downscaled
+    /// (camera size, odd width), at the input size (no resize) and upscaled.
+    #[test]
+    fn every_layout_gives_the_input_of_its_rgb_conversion() {
+        use crate::data::pixel_layout::tests::encode;
+        let cfg = tiny();
+        let [h_out, w_out] = cfg.camera.image_size.map(|v| v as u32);
+        let per = (3 * h_out * w_out) as usize;
+        for (w, h) in [(1601u32, 900u32), (w_out, h_out), (w_out / 2, h_out / 2 + 3)] {
+            let mut img = pattern(w, h);
+            // alpha 1 and grey = green are what `encode` writes; a grey image is compared with
+            // its grey RGB twin
+            for layout in PixelLayout::ALL {
+                if layout == PixelLayout::Mono8 {
+                    img.pixels_mut().for_each(|p| p.0 = [p.0[1]; 3]);
+                }
+                let (bytes, _) = encode(&img, layout, 0);
+                let stored = crate::data::share_bytes(w, h, layout, crate::data::PixelBytes::Owned(bytes)).unwrap();
+                let (mut got, mut want) = (vec![f32::NAN; per], vec![f32::NAN; per]);
+                let a = preprocess_stored_into(&stored, &cfg, &mut ImageResizeBuffers::default(), &mut got);
+                assert_eq!(stored.has_rgb(), layout == PixelLayout::Rgb8, "{layout:?}: built without converting");
+                let b = preprocess_image_into(&img, &cfg, &mut ImageResizeBuffers::default(), &mut want);
+                let differ = got.iter().zip(&want).filter(|(x, y)| x.to_bits() != y.to_bits()).count();
+                assert_eq!(differ, 0, "{w}x{h} {layout:?}: {differ} of {per} values differ");
+                assert_eq!(a, b);
             }
         }
     }

@@ -7,17 +7,13 @@
 //! crate (colour conversion to RGB included).
 
 use super::convert::ConvertError;
+use crate::data::pixel_layout::{convert_to_rgb, PixelLayout};
 use image::RgbImage;
 use r2r::sensor_msgs::msg::{CompressedImage, Image};
 
 /// Channels per pixel of a supported raw encoding.
 fn channels(encoding: &str) -> Option<usize> {
-    match encoding {
-        "rgb8" | "bgr8" => Some(3),
-        "rgba8" | "bgra8" => Some(4),
-        "mono8" => Some(1),
-        _ => None,
-    }
+    PixelLayout::from_encoding(encoding).map(PixelLayout::channels)
 }
 
 /// A raw image's fields, wherever its bytes live: an r2r [`Image`], or the middleware's own
@@ -38,9 +34,11 @@ impl<'a> From<&'a Image> for RawImageView<'a> {
 }
 
 impl RawImageView<'_> {
-    /// A valid `rgb8` image without row padding: its bytes are already the RGB image.
-    pub fn is_packed_rgb8(&self) -> bool {
-        self.encoding == "rgb8" && self.step as usize == self.width as usize * 3 && check_image(*self).is_ok()
+    /// The layout of a valid image without row padding: its bytes can be taken as they are
+    /// ([`crate::data::share_bytes`]). None for an invalid or padded image.
+    pub fn packed_layout(&self) -> Option<PixelLayout> {
+        let layout = PixelLayout::from_encoding(self.encoding)?;
+        (self.step as usize == self.width as usize * layout.channels() && check_image(*self).is_ok()).then_some(layout)
     }
 
     /// [`check_image`], then the size.
@@ -84,57 +82,10 @@ pub fn check_image<'a>(msg: impl Into<RawImageView<'a>>) -> Result<(), ConvertEr
 pub fn image_to_rgb<'a>(msg: impl Into<RawImageView<'a>>) -> Result<RgbImage, ConvertError> {
     let msg = msg.into();
     check_image(msg)?;
+    let layout = PixelLayout::from_encoding(msg.encoding).expect("encoding checked");
     let mut out = vec![0u8; msg.width as usize * msg.height as usize * 3];
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (checked just above)
-        unsafe { convert_rows_avx2(msg, &mut out) };
-    } else {
-        convert_rows(msg, &mut out);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    convert_rows(msg, &mut out);
+    convert_to_rgb(layout, msg.width as usize, msg.step as usize, msg.data, &mut out);
     Ok(RgbImage::from_raw(msg.width, msg.height, out).expect("buffer size matches"))
-}
-
-/// [`convert_rows`] compiled for AVX2: the compiler vectorises the channel shuffles there
-/// (one 1600x900 bgr8 image: about 0.2-0.3 ms against 1.2 ms with the x86-64 baseline's SSE2,
-/// in a micro-benchmark on the development VM).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn convert_rows_avx2(msg: RawImageView, out: &mut [u8]) {
-    convert_rows(msg, out)
-}
-
-/// A checked raw image's rows into `out` (width x height RGB pixels), pixel by pixel into a
-/// buffer of the final size: straight loops the compiler can vectorise (per-pixel `extend`
-/// cost 1.5 ms for one 1600x900 bgr8 image).
-#[inline(always)]
-fn convert_rows(msg: RawImageView, out: &mut [u8]) {
-    let (w, step) = (msg.width as usize, msg.step as usize);
-    for (r, dst) in out.chunks_exact_mut(w * 3).enumerate() {
-        let row = &msg.data[r * step..];
-        match msg.encoding {
-            "rgb8" => dst.copy_from_slice(&row[..w * 3]),
-            "bgr8" => dst.chunks_exact_mut(3).zip(row[..w * 3].chunks_exact(3)).for_each(|(d, p)| {
-                d[0] = p[2];
-                d[1] = p[1];
-                d[2] = p[0];
-            }),
-            "rgba8" => dst.chunks_exact_mut(3).zip(row[..w * 4].chunks_exact(4)).for_each(|(d, p)| {
-                d[0] = p[0];
-                d[1] = p[1];
-                d[2] = p[2];
-            }),
-            "bgra8" => dst.chunks_exact_mut(3).zip(row[..w * 4].chunks_exact(4)).for_each(|(d, p)| {
-                d[0] = p[2];
-                d[1] = p[1];
-                d[2] = p[0];
-            }),
-            "mono8" => dst.chunks_exact_mut(3).zip(&row[..w]).for_each(|(d, &v)| d.fill(v)),
-            _ => unreachable!("encoding checked"),
-        }
-    }
 }
 
 /// Compressed formats we decode.
@@ -285,37 +236,6 @@ mod tests {
         }
         let mono = image_to_rgb(&raw("mono8", 1)).unwrap();
         assert_eq!(mono.get_pixel(2, 1).0, [80, 80, 80]);
-    }
-
-    #[test]
-    fn the_baseline_and_the_avx2_conversions_agree() {
-        // image_to_rgb takes the AVX2 path where the CPU has it; the plain loop is what other
-        // CPUs run: both must give the same pixels (odd width, padding, every encoding)
-        let big = RgbImage::from_fn(37, 5, |x, y| image::Rgb([(x * 7) as u8, (y * 40 + x) as u8, (255 - x) as u8]));
-        for enc in ["rgb8", "bgr8", "rgba8", "bgra8", "mono8"] {
-            let ch = channels(enc).unwrap();
-            let step = 37 * ch + 2;
-            let mut data = vec![0u8; step * 5];
-            for (x, y, p) in big.enumerate_pixels() {
-                let [r, g, b] = p.0;
-                let px = match enc {
-                    "rgb8" => vec![r, g, b],
-                    "bgr8" => vec![b, g, r],
-                    "rgba8" => vec![r, g, b, 1],
-                    "bgra8" => vec![b, g, r, 1],
-                    _ => vec![g],
-                };
-                let o = y as usize * step + x as usize * ch;
-                data[o..o + ch].copy_from_slice(&px);
-            }
-            let view = RawImageView { width: 37, height: 5, step: step as u32, encoding: enc, data: &data };
-            let mut plain = vec![0u8; 37 * 5 * 3];
-            convert_rows(view, &mut plain);
-            assert_eq!(image_to_rgb(view).unwrap().into_raw(), plain, "{enc}");
-            if enc != "mono8" {
-                assert_eq!(plain, big.as_raw().clone(), "{enc}");
-            }
-        }
     }
 
     #[test]

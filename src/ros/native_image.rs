@@ -93,13 +93,13 @@ mod tests {
         let v = n.view();
         assert_eq!((v.width, v.height, v.step, v.encoding), (7, 5, 21, "rgb8"));
         assert_eq!(v.data, &msg.data[..]);
-        assert!(v.is_packed_rgb8());
+        assert_eq!(v.packed_layout(), Some(crate::data::PixelLayout::Rgb8));
         assert_eq!(image_to_rgb(v).unwrap(), img);
         // other encodings and layouts are read as they are
         msg.encoding = "bgr8".into();
         msg.data.chunks_mut(3).for_each(|p| p.swap(0, 2));
         let n = native(&msg);
-        assert!(!n.view().is_packed_rgb8());
+        assert_eq!(n.view().packed_layout(), Some(crate::data::PixelLayout::Bgr8));
         assert_eq!(image_to_rgb(n.view()).unwrap(), img);
         msg.data.clear();
         let n = native(&msg);

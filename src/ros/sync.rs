@@ -22,7 +22,7 @@ use super::native_image::NativeImage;
 use super::params::ExtrinsicsSource;
 use super::pointcloud::pointcloud_to_points;
 use super::tf_static::StaticTransforms;
-use crate::data::{CameraCalib, Points, SharedImage};
+use crate::data::{CameraCalib, PixelBytes, Points, SharedImage};
 use crate::pipeline::{CameraImage, FrameInput};
 use nalgebra::Isometry3;
 use r2r::geometry_msgs::msg::TransformStamped;
@@ -38,34 +38,37 @@ pub enum ImageMsg {
     /// there when a frame uses it.
     Native(Arc<NativeImage>),
     Compressed(CompressedImage),
-    /// A raw `rgb8` image without row padding, its buffer taken over as it is (no copy).
-    Rgb { header: r2r::std_msgs::msg::Header, image: SharedImage },
+    /// A raw image without row padding, its buffer taken over as it is (no copy) and kept in
+    /// its own layout: the model's input is built straight from those bytes.
+    Stored { header: r2r::std_msgs::msg::Header, image: SharedImage },
 }
 
 impl ImageMsg {
-    /// A raw image as it arrived: a tightly packed `rgb8` one is taken over without copying
-    /// (its buffer becomes the RGB image the pipeline reads); any other stays as it is and is
+    /// A raw image as it arrived: a tightly packed one is taken over without copying (its
+    /// buffer becomes the image the pipeline reads); a padded one stays as it is and is
     /// converted when a frame uses it.
     pub fn from_raw(msg: Image) -> ImageMsg {
-        if !RawImageView::from(&msg).is_packed_rgb8() {
+        let Some(layout) = RawImageView::from(&msg).packed_layout() else {
             return ImageMsg::Raw(msg);
-        }
+        };
         let Image { header, width, height, data, .. } = msg;
-        let image = image::RgbImage::from_raw(width, height, data).expect("checked: step x height bytes, step = 3 x width");
-        ImageMsg::Rgb { header, image: crate::data::share(image) }
+        let image = crate::data::share_bytes(width, height, layout, PixelBytes::Owned(data))
+            .expect("checked: width x height x channels bytes");
+        ImageMsg::Stored { header, image }
     }
 
-    /// A raw image in its C message, taken over the same way: a packed `rgb8` image's bytes
-    /// stay where the middleware wrote them and become the RGB image.
+    /// A raw image in its C message, taken over the same way: a packed image's bytes stay
+    /// where the middleware wrote them and become the pipeline's image.
     pub fn from_native(msg: NativeImage) -> ImageMsg {
         let view = msg.view();
-        let (packed, width, height) = (view.is_packed_rgb8(), view.width, view.height);
-        if !packed {
+        let (layout, width, height) = (view.packed_layout(), view.width, view.height);
+        let Some(layout) = layout else {
             return ImageMsg::Native(Arc::new(msg));
-        }
+        };
         let header = msg.header().clone();
-        let image = crate::data::share_external(width, height, Arc::new(msg)).expect("checked: width x height x 3 bytes");
-        ImageMsg::Rgb { header, image }
+        let image = crate::data::share_external(width, height, layout, Arc::new(msg))
+            .expect("checked: width x height x channels bytes");
+        ImageMsg::Stored { header, image }
     }
 
     pub fn header(&self) -> &r2r::std_msgs::msg::Header {
@@ -73,7 +76,7 @@ impl ImageMsg {
             ImageMsg::Raw(m) => &m.header,
             ImageMsg::Native(m) => m.header(),
             ImageMsg::Compressed(m) => &m.header,
-            ImageMsg::Rgb { header, .. } => header,
+            ImageMsg::Stored { header, .. } => header,
         }
     }
 
@@ -87,17 +90,18 @@ impl ImageMsg {
             ImageMsg::Raw(m) => RawImageView::from(m).checked_size(),
             ImageMsg::Native(m) => m.view().checked_size(),
             ImageMsg::Compressed(m) => compressed_dimensions(m),
-            ImageMsg::Rgb { image, .. } => Ok(image.dimensions()),
+            ImageMsg::Stored { image, .. } => Ok(image.dimensions()),
         }
     }
 
-    /// Full conversion to RGB (a taken-over `rgb8` image is shared, not copied).
-    pub fn to_rgb(&self) -> Result<SharedImage, ConvertError> {
+    /// The image for the pipeline: decoded (compressed), converted (padded raw rows) or, for a
+    /// taken-over image, shared as it is stored (not copied, not converted).
+    pub fn to_image(&self) -> Result<SharedImage, ConvertError> {
         match self {
             ImageMsg::Raw(m) => image_to_rgb(m).map(crate::data::share),
             ImageMsg::Native(m) => image_to_rgb(m.view()).map(crate::data::share),
             ImageMsg::Compressed(m) => compressed_to_rgb(m).map(crate::data::share),
-            ImageMsg::Rgb { image, .. } => Ok(image.clone()),
+            ImageMsg::Stored { image, .. } => Ok(image.clone()),
         }
     }
 }
@@ -192,14 +196,14 @@ impl FrameJob {
         use rayon::prelude::*;
         let t0 = Instant::now();
         let mut warnings = Vec::new();
-        // the cameras' conversions (JPEG decoding, bgr8 -> rgb8, ...) are independent: spread
-        // over rayon's pool; a packed rgb8 image is only shared
+        // the cameras' conversions (JPEG decoding, padded rows) are independent: spread over
+        // rayon's pool; a packed image of any layout is only shared
         let converted: Vec<Option<Result<SharedImage, ConvertError>>> = self
             .cameras
             .par_iter()
             .map(|slot| match slot {
                 CameraSlot::Masked(_) => None,
-                CameraSlot::Ready { image, .. } => Some(image.to_rgb()),
+                CameraSlot::Ready { image, .. } => Some(image.to_image()),
             })
             .collect();
         let cameras = self
@@ -728,45 +732,55 @@ mod tests {
     }
 
     #[test]
-    fn packed_rgb8_images_are_taken_over_without_copying() {
+    fn packed_images_are_taken_over_without_copying() {
+        use crate::data::pixel_layout::tests::encode;
+        use crate::data::PixelLayout;
         let img = image::RgbImage::from_fn(6, 4, |x, y| image::Rgb([x as u8, y as u8, 7]));
         let shared = crate::data::share(img.clone());
         let msg = rgb_to_image(&img, header(3, "cam"));
         let buffer = msg.data.as_ptr();
         let m = ImageMsg::from_raw(msg);
-        let (a, b) = (m.to_rgb().unwrap(), m.to_rgb().unwrap());
+        let (a, b) = (m.to_image().unwrap(), m.to_image().unwrap());
         assert_eq!(a.as_raw().as_ptr(), buffer, "the message's buffer is the image");
         assert!(Arc::ptr_eq(&a, &b) && a == shared);
         assert_eq!((m.check().unwrap(), m.stamp_ns()), ((6, 4), 3));
-        // the same from the middleware's C message: its sequence becomes the image
-        let native = NativeImage::new(r2r::NativeMsg::<Image>::from(&rgb_to_image(&img, header(3, "cam")))).unwrap();
-        let c_buffer = crate::data::ExternalBytes::bytes(&native).as_ptr();
-        let m = ImageMsg::from_native(native);
-        assert!(matches!(m, ImageMsg::Rgb { .. }));
-        let a = m.to_rgb().unwrap();
-        assert_eq!(a.as_raw().as_ptr(), c_buffer, "the C message's buffer is the image");
-        assert_eq!((a, m.check().unwrap(), m.stamp_ns()), (shared.clone(), (6, 4), 3));
-        // padded rows, other encodings and bad geometry stay raw: converted (or rejected) later
-        let mut padded = rgb_to_image(&img, header(3, "cam"));
-        padded.step = 20;
-        padded.data = padded.data.chunks(18).flat_map(|r| r.iter().copied().chain([0, 0])).collect();
-        let mut bgr = rgb_to_image(&img, header(3, "cam"));
-        bgr.encoding = "bgr8".into();
-        bgr.data.chunks_mut(3).for_each(|p| p.swap(0, 2));
-        for m in [padded, bgr] {
+        // every packed layout, from the r2r message and from the middleware's C message: the
+        // bytes are kept where they are, in their layout, and read as the same RGB image
+        for layout in PixelLayout::ALL {
+            let (data, step) = encode(&img, layout, 0);
+            let msg = Image { encoding: layout.encoding().into(), step: step as u32, data, ..rgb_to_image(&img, header(3, "cam")) };
+            let native = NativeImage::new(r2r::NativeMsg::<Image>::from(&msg)).unwrap();
+            let c_buffer = crate::data::ExternalBytes::bytes(&native).as_ptr();
+            let r2r_buffer = msg.data.as_ptr();
+            for (m, buffer) in [(ImageMsg::from_native(native), c_buffer), (ImageMsg::from_raw(msg), r2r_buffer)] {
+                assert!(matches!(m, ImageMsg::Stored { .. }), "{layout:?}");
+                let a = m.to_image().unwrap();
+                let (stored_layout, bytes) = a.stored();
+                assert_eq!((stored_layout, bytes.as_ptr(), bytes.len()), (layout, buffer, 6 * 4 * layout.channels()));
+                assert_eq!((m.check().unwrap(), m.stamp_ns()), ((6, 4), 3));
+                assert_eq!(a.has_rgb(), layout == PixelLayout::Rgb8, "{layout:?}: not converted to be passed on");
+                if layout != PixelLayout::Mono8 {
+                    assert_eq!(a, shared, "{layout:?}");
+                }
+            }
+        }
+        // padded rows and bad geometry stay raw: converted (or rejected) when a frame uses them
+        for layout in [PixelLayout::Rgb8, PixelLayout::Bgr8] {
+            let (data, step) = encode(&img, layout, 2);
+            let m = Image { encoding: layout.encoding().into(), step: step as u32, data, ..rgb_to_image(&img, header(3, "cam")) };
             let native = ImageMsg::from_native(NativeImage::new(r2r::NativeMsg::<Image>::from(&m)).unwrap());
             assert!(matches!(native, ImageMsg::Native(_)));
-            assert_eq!((native.to_rgb().unwrap(), native.check().unwrap()), (shared.clone(), (6, 4)));
+            assert_eq!((native.to_image().unwrap(), native.check().unwrap()), (shared.clone(), (6, 4)));
             let m = ImageMsg::from_raw(m);
             assert!(matches!(m, ImageMsg::Raw(_)));
-            assert_eq!(m.to_rgb().unwrap(), shared);
+            assert_eq!(m.to_image().unwrap(), shared);
         }
         let mut truncated = rgb_to_image(&img, header(3, "cam"));
         truncated.data.pop();
         let native = ImageMsg::from_native(NativeImage::new(r2r::NativeMsg::<Image>::from(&truncated)).unwrap());
         assert!(matches!(native, ImageMsg::Native(_)));
         assert_eq!(native.check().unwrap_err().field, "data");
-        assert_eq!(native.to_rgb().unwrap_err().field, "data");
+        assert_eq!(native.to_image().unwrap_err().field, "data");
         let m = ImageMsg::from_raw(truncated);
         assert!(matches!(m, ImageMsg::Raw(_)));
         assert_eq!(m.check().unwrap_err().field, "data");
