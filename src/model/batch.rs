@@ -220,7 +220,7 @@ pub fn preprocess_stored_into(
 /// plain Rust: no libtorch operator runs per image, so building the input neither allocates
 /// tensors per camera nor waits on libtorch's thread pool, which on a loaded CPU costs more
 /// than the arithmetic itself.
-pub fn preprocess_pixels_into(
+fn preprocess_pixels_into(
     width: u32,
     height: u32,
     layout: PixelLayout,
