@@ -28,8 +28,18 @@ pub struct ThreadCpu {
 
 /// Every live thread of this process by thread id (empty where `/proc` is not readable).
 pub fn process_threads() -> HashMap<u32, ThreadCpu> {
+    threads_in("/proc/self/task")
+}
+
+/// Every live thread of process `pid` (e.g. a child) by thread id (empty where its `/proc`
+/// entry is not readable, or once it has ended).
+pub fn threads_of(pid: u32) -> HashMap<u32, ThreadCpu> {
+    threads_in(&format!("/proc/{pid}/task"))
+}
+
+fn threads_in(task_dir: &str) -> HashMap<u32, ThreadCpu> {
     let mut out = HashMap::new();
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else { return out };
+    let Ok(dir) = std::fs::read_dir(task_dir) else { return out };
     for e in dir.flatten() {
         let Some(tid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
         let name = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default().trim_end().to_string();
@@ -112,5 +122,24 @@ mod tests {
         assert!(test > 10.0 && test < 1000.0, "the spinning thread was charged {test} ms: {by:?}");
         assert_eq!(by.len(), 2, "{by:?}");
         assert!(by.windows(2).all(|w| w[0].1 >= w[1].1), "not sorted: {by:?}");
+    }
+
+    #[test]
+    fn another_process_is_seen_by_its_pid() {
+        let mut child = std::process::Command::new("sh").args(["-c", "while :; do :; done"]).spawn().unwrap();
+        let pid = child.id();
+        let t = Instant::now();
+        let mut seen = threads_of(pid);
+        while seen.values().map(|t| t.cpu_ms).sum::<f64>() <= 0.0 && t.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+            seen = threads_of(pid);
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        let t = seen.values().next().unwrap();
+        assert_eq!(t.name, "sh");
+        assert!(t.cpu_ms > 0.0, "a busy child is charged: {t:?}");
+        assert!(threads_of(pid).is_empty(), "an ended process has no threads");
     }
 }

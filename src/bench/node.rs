@@ -55,13 +55,19 @@ pub struct Args {
     /// Points per published cloud (about).
     #[arg(long, default_value_t = 30000)]
     pub points: usize,
-    /// How the messages reach the node. `intra-process`: Fast DDS hands them over inside this
-    /// process (drivers and node composed in one process). `transport`: through Fast DDS's
-    /// default transports, as from driver processes on an untuned robot. `transport-large-images`:
-    /// the same with `config/fastdds_large_images.xml`. Both transport modes write the Fast DDS
-    /// profile they use to `OUT/fastdds_profile.xml` and count its threads' work under "DDS".
+    /// How the inputs reach the node. `intra-process`: published from this process, where Fast
+    /// DDS hands them over without its transports (drivers composed with the node).
+    /// `inter-process`: published from a second process through Fast DDS's default transports,
+    /// as camera and LiDAR drivers on an untuned robot. `inter-process-large-images`: the same
+    /// with `config/fastdds_large_images.xml`. Both inter-process modes write the Fast DDS
+    /// profile they use to `OUT/fastdds_profile.xml` (intra-process delivery off, so that the
+    /// outputs also go through the transports) and report the publisher process's CPU apart.
     #[arg(long, value_enum, default_value_t = Delivery::IntraProcess)]
     pub delivery: Delivery,
+    /// Internal: run as the inter-process modes' publisher (`CAMERAS:WIDTHxHEIGHT`), taking
+    /// frame numbers on stdin and answering each with the stamp it published.
+    #[arg(long, hide = true)]
+    pub publisher: Option<String>,
     /// The report's description of the delivery (set when the measurement starts).
     #[arg(skip)]
     pub delivery_note: String,
@@ -81,8 +87,8 @@ pub struct Args {
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Delivery {
     IntraProcess,
-    Transport,
-    TransportLargeImages,
+    InterProcess,
+    InterProcessLargeImages,
 }
 
 /// The environment variable that names Fast DDS's XML profile file (Fast DDS 2.x, ROS 2 Jazzy).
@@ -91,17 +97,17 @@ pub const FASTDDS_PROFILE_VAR: &str = "FASTRTPS_DEFAULT_PROFILES_FILE";
 /// The shipped profile for camera-size images between processes.
 const LARGE_IMAGES_PROFILE: &str = include_str!("../../config/fastdds_large_images.xml");
 
-/// The Fast DDS profile of a transport mode: intra-process delivery off (so that messages go
-/// through the transports, as between processes), plus the shipped profile's transports for
-/// `transport-large-images`. None for `intra-process`.
+/// The Fast DDS profile of an inter-process mode: intra-process delivery off (so that the
+/// node's outputs, read in the node's process, also go through the transports), plus the
+/// shipped profile's transports for `inter-process-large-images`. None for `intra-process`.
 pub fn delivery_profile(delivery: Delivery) -> Option<String> {
     let settings = "  <library_settings>\n    <intraprocess_delivery>OFF</intraprocess_delivery>\n  </library_settings>\n</dds>";
     let base = match delivery {
         Delivery::IntraProcess => return None,
-        Delivery::Transport => {
+        Delivery::InterProcess => {
             "<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\n<dds xmlns=\"http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles\">\n</dds>\n"
         }
-        Delivery::TransportLargeImages => LARGE_IMAGES_PROFILE,
+        Delivery::InterProcessLargeImages => LARGE_IMAGES_PROFILE,
     };
     let at = base.rfind("</dds>").expect("a Fast DDS profile ends with </dds>");
     Some(format!("{}{settings}{}", &base[..at], &base[at + "</dds>".len()..]))
@@ -127,10 +133,14 @@ fn configure_delivery(args: &Args) -> Result<String> {
     let path = std::fs::canonicalize(&path).with_context(|| format!("resolving {}", path.display()))?;
     std::env::set_var(FASTDDS_PROFILE_VAR, &path);
     let what = match args.delivery {
-        Delivery::Transport => "Fast DDS's default transports",
+        Delivery::InterProcess => "Fast DDS's default transports",
         _ => "the transports of config/fastdds_large_images.xml",
     };
-    Ok(format!("between participants through {what}, intra-process delivery off (profile: {})", path.display()))
+    Ok(format!(
+        "inter-process: the inputs are published from a second process, through {what}; intra-process delivery \
+         is off, so the outputs go through them too (profile: {})",
+        path.display()
+    ))
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -152,7 +162,10 @@ pub fn run(args: Args) -> Result<()> {
     }
     #[cfg(feature = "ros")]
     {
-        imp::run(args)
+        match args.publisher.clone() {
+            Some(spec) => imp::serve_publisher(&args, &spec),
+            None => imp::run(args),
+        }
     }
     #[cfg(not(feature = "ros"))]
     {
@@ -263,11 +276,34 @@ mod imp {
 
     type BoxStream<T> = Box<dyn Stream<Item = T> + Unpin + Send>;
 
-    struct Peer {
-        node: r2r::Node,
+    /// The publishers of the node's inputs.
+    struct Inputs {
         cloud: r2r::Publisher<PointCloud2>,
         images: Vec<r2r::Publisher<Image>>,
         infos: Vec<r2r::Publisher<CameraInfo>>,
+    }
+
+    impl Inputs {
+        fn new(node: &mut r2r::Node, n: usize) -> Result<Self> {
+            let q = QosProfile::default();
+            Ok(Self {
+                cloud: node.create_publisher(&format!("{NS}/input/pointcloud"), q.clone())?,
+                images: (0..n)
+                    .map(|i| node.create_publisher(&format!("{NS}/input/image_{i}"), q.clone()))
+                    .collect::<r2r::Result<_>>()?,
+                infos: (0..n)
+                    .map(|i| node.create_publisher(&format!("{NS}/input/camera_info_{i}"), q.clone()))
+                    .collect::<r2r::Result<_>>()?,
+            })
+        }
+    }
+
+    /// The benchmark's participant: the node's outputs and timings, and (intra-process) the
+    /// input publishers.
+    struct Peer {
+        node: r2r::Node,
+        /// None when a publisher process sends the inputs.
+        inputs: Option<Inputs>,
         times: BoxStream<ProcessingTime>,
         got: HashMap<i64, ProcessingTime>,
         /// The outputs a vehicle consumes (and markers with `--visualize`), read and dropped.
@@ -275,7 +311,8 @@ mod imp {
     }
 
     impl Peer {
-        fn new(n: usize, visualize: bool) -> Result<Self> {
+        /// `n` input publishers, or none (`n` = None).
+        fn new(n: Option<usize>, visualize: bool) -> Result<Self> {
             let ctx = r2r::Context::create()?;
             let mut node = r2r::Node::create(ctx, "bench_peer", "")?;
             let q = QosProfile::default();
@@ -290,15 +327,10 @@ mod imp {
                 outputs
                     .push(Box::new(node.subscribe::<MarkerArray>(&format!("{NS}/output/markers"), q.clone())?.map(|_| ())));
             }
+            let inputs = n.map(|n| Inputs::new(&mut node, n)).transpose()?;
             Ok(Self {
                 outputs,
-                cloud: node.create_publisher(&format!("{NS}/input/pointcloud"), q.clone())?,
-                images: (0..n)
-                    .map(|i| node.create_publisher(&format!("{NS}/input/image_{i}"), q.clone()))
-                    .collect::<r2r::Result<_>>()?,
-                infos: (0..n)
-                    .map(|i| node.create_publisher(&format!("{NS}/input/camera_info_{i}"), q.clone()))
-                    .collect::<r2r::Result<_>>()?,
+                inputs,
                 times: Box::new(node.subscribe(&format!("{NS}/debug/processing_time"), deep)?),
                 node,
                 got: HashMap::new(),
@@ -363,19 +395,152 @@ mod imp {
         }
 
         /// Publish frame `k` stamped now; returns the stamp.
-        fn publish(&mut self, peer: &Peer, k: usize) -> Result<i64> {
+        fn publish(&mut self, inputs: &Inputs, k: usize) -> Result<i64> {
             let stamp = now_ns();
             let i = k % self.clouds.len();
             for (c, img) in self.images[i].iter_mut().enumerate() {
                 img.header.stamp = ns_to_stamp(stamp);
-                peer.images[c].publish(img)?;
+                inputs.images[c].publish(img)?;
                 if k % 10 == 0 {
-                    peer.infos[c].publish(&self.infos[c])?;
+                    inputs.infos[c].publish(&self.infos[c])?;
                 }
             }
             self.clouds[i].header.stamp = ns_to_stamp(stamp);
-            peer.cloud.publish(&self.clouds[i])?;
+            inputs.cloud.publish(&self.clouds[i])?;
             Ok(stamp)
+        }
+    }
+
+    /// The rig and the synthetic frames of a run: `n` cameras of `w` x `h`, about `points`
+    /// points per cloud.
+    fn input_spec(n: usize, w: u32, h: u32, points: usize) -> (Vec<CameraCalib>, SyntheticSpec) {
+        let names: Vec<String> = (0..n).map(|i| format!("CAM_{i}")).collect();
+        let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let per_obj = 200;
+        let spec = SyntheticSpec {
+            num_ground_points: points.saturating_sub(8 * per_obj).max(100),
+            num_objects: 8,
+            points_per_object: per_obj,
+            image_width: w,
+            image_height: h,
+            integer_intensity: true,
+        };
+        (ring_rig(&name_refs), spec)
+    }
+
+    /// `CAMERAS:WIDTHxHEIGHT`.
+    pub(super) fn parse_publisher_spec(spec: &str) -> Result<(usize, u32, u32)> {
+        let parsed = spec.split_once(':').and_then(|(n, size)| {
+            let (w, h) = size.split_once('x')?;
+            Some((n.parse().ok()?, w.parse().ok()?, h.parse().ok()?))
+        });
+        parsed.with_context(|| format!("--publisher {spec}: expected CAMERAS:WIDTHxHEIGHT"))
+    }
+
+    /// The inter-process modes' publisher (`--publisher`), a child of the benchmark in its
+    /// network namespace: announces `ready`, then publishes frame `k` for every line `k` on
+    /// stdin and answers with the stamp, until stdin closes.
+    pub fn serve_publisher(args: &Args, spec: &str) -> Result<()> {
+        use std::io::{BufRead, Write};
+        let (n, w, h) = parse_publisher_spec(spec)?;
+        let (rig, spec) = input_spec(n, w, h, args.points);
+        let ctx = r2r::Context::create()?;
+        let mut node = r2r::Node::create(ctx, "bench_publisher", "")?;
+        let inputs = Inputs::new(&mut node, n)?;
+        let mut frames = Frames::new(&rig, &spec, &args.encoding);
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "ready")?;
+        out.flush()?;
+        for line in std::io::stdin().lock().lines() {
+            let line = line?;
+            let k: usize = line.trim().parse().with_context(|| format!("publisher: `{line}` is not a frame number"))?;
+            let stamp = frames.publish(&inputs, k)?;
+            writeln!(out, "{stamp}")?;
+            out.flush()?;
+        }
+        Ok(())
+    }
+
+    /// The inter-process modes' publisher process, driven over its stdin and stdout.
+    struct ChildPublisher {
+        child: std::process::Child,
+        /// None once closed (the child then ends).
+        to: Option<std::process::ChildStdin>,
+        from: std::io::BufReader<std::process::ChildStdout>,
+    }
+
+    impl ChildPublisher {
+        fn spawn(args: &Args, n: usize, w: u32, h: u32) -> Result<Self> {
+            use std::io::BufRead;
+            let exe = std::env::current_exe()?;
+            let mut child = std::process::Command::new(exe)
+                .args(["bench", "node", "--publisher", &format!("{n}:{w}x{h}")])
+                .args(["--encoding", &args.encoding, "--points", &args.points.to_string()])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .context("starting the publisher process")?;
+            let to = child.stdin.take().context("the publisher's stdin")?;
+            let mut from = std::io::BufReader::new(child.stdout.take().context("the publisher's stdout")?);
+            let mut line = String::new();
+            from.read_line(&mut line).context("waiting for the publisher process")?;
+            if line.trim() != "ready" {
+                let _ = child.kill();
+                bail!("the publisher process did not start (it said `{}`)", line.trim());
+            }
+            Ok(Self { child, to: Some(to), from })
+        }
+
+        fn publish(&mut self, k: usize) -> Result<i64> {
+            use std::io::{BufRead, Write};
+            let to = self.to.as_mut().context("the publisher process was closed")?;
+            writeln!(to, "{k}").and_then(|_| to.flush()).context("the publisher process ended")?;
+            let mut line = String::new();
+            self.from.read_line(&mut line).context("reading from the publisher process")?;
+            line.trim().parse().with_context(|| format!("the publisher process answered `{}`", line.trim()))
+        }
+
+        /// Its threads' CPU time (ms) so far.
+        fn cpu_ms(&self) -> f64 {
+            crate::cpu_time::threads_of(self.child.id()).values().map(|t| t.cpu_ms).sum()
+        }
+    }
+
+    impl Drop for ChildPublisher {
+        fn drop(&mut self) {
+            // closing its stdin ends the child; one that does not end within 10 s is killed
+            drop(self.to.take());
+            let t = Instant::now();
+            while matches!(self.child.try_wait(), Ok(None)) {
+                if t.elapsed() > Duration::from_secs(10) {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// Where the frames are published from.
+    enum Sender {
+        InProcess(Frames),
+        Child(ChildPublisher),
+    }
+
+    impl Sender {
+        fn publish(&mut self, peer: &Peer, k: usize) -> Result<i64> {
+            match self {
+                Sender::InProcess(frames) => frames.publish(peer.inputs.as_ref().expect("in-process inputs"), k),
+                Sender::Child(child) => child.publish(k),
+            }
+        }
+
+        fn cpu_ms(&self) -> Option<f64> {
+            match self {
+                Sender::InProcess(_) => None,
+                Sender::Child(child) => Some(child.cpu_ms()),
+            }
         }
     }
 
@@ -436,18 +601,7 @@ mod imp {
             .split_once('x')
             .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
             .with_context(|| format!("--image-size {size}: expected WIDTHxHEIGHT"))?;
-        let names: Vec<String> = (0..n_cams).map(|i| format!("CAM_{i}")).collect();
-        let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let rig = ring_rig(&name_refs);
-        let per_obj = 200;
-        let spec = SyntheticSpec {
-            num_ground_points: args.points.saturating_sub(8 * per_obj).max(100),
-            num_objects: 8,
-            points_per_object: per_obj,
-            image_width: w,
-            image_height: h,
-            integer_intensity: true,
-        };
+        let (rig, spec) = input_spec(n_cams, w, h, args.points);
         let model_str = job.source.clone();
         let params = params_for(&rig, &model_str, &args.device, args.fp16, args.threads)?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -459,8 +613,12 @@ mod imp {
                 .spawn(move || crate::ros::node::run(params, make, stop))?
         };
         let result = (|| -> Result<ModelResult> {
-            let mut peer = Peer::new(n_cams, args.visualize)?;
-            let mut frames = Frames::new(&rig, &spec, &args.encoding);
+            let mut frames = match args.delivery {
+                super::Delivery::IntraProcess => Sender::InProcess(Frames::new(&rig, &spec, &args.encoding)),
+                _ => Sender::Child(ChildPublisher::spawn(args, n_cams, w, h)?),
+            };
+            let in_process = matches!(frames, Sender::InProcess(_));
+            let mut peer = Peer::new(in_process.then_some(n_cams), args.visualize)?;
             // discovery and warm start: frames until one comes back
             let t0 = Instant::now();
             let mut k = 0;
@@ -495,6 +653,7 @@ mod imp {
             let period = Duration::from_secs_f64(1.0 / args.rate);
             let pb = crate::progress::bar(args.latency_frames as u64, &format!("{} @{}Hz", job.label, args.rate));
             let cpu_before = crate::cpu_time::process_threads();
+            let publisher_before = frames.cpu_ms();
             let start = Instant::now();
             let mut stamps = Vec::with_capacity(args.latency_frames);
             for i in 0..args.latency_frames {
@@ -506,13 +665,17 @@ mod imp {
             pb.finish_and_clear();
             // the CPU of the frames published, not of the wait for the last outputs (idle)
             let cpu_after = crate::cpu_time::process_threads();
+            let publisher_after = frames.cpu_ms();
             peer.pump_until(Instant::now() + Duration::from_secs(3));
             let per_frame = 1.0 / stamps.len().max(1) as f64;
-            let cpu_per_frame_ms: Vec<(String, f64)> =
+            let mut cpu_per_frame_ms: Vec<(String, f64)> =
                 crate::cpu_time::cpu_between(&cpu_before, &cpu_after, thread_group)
                     .into_iter()
                     .map(|(g, v)| (g, v * per_frame))
                     .collect();
+            if let (Some(a), Some(b)) = (publisher_before, publisher_after) {
+                cpu_per_frame_ms.push((PUBLISHER_PROCESS.into(), (b - a) * per_frame));
+            }
             let mut lat = Vec::new();
             let mut stage_sum = [0.0; StageTimings::COUNT];
             let (mut out_lat, mut out_proc, mut out_ms, mut net, mut before) = (0.0, 0.0, 0.0, 0.0, 0.0);
@@ -609,16 +772,20 @@ mod imp {
         Ok(r)
     }
 
+    /// The row of the inter-process modes' publisher process (all its threads) in the CPU table.
+    pub const PUBLISHER_PROCESS: &str = "publisher process (other process, all its threads: not the node's)";
+
     /// The group a thread of this process belongs to, by its name: the node's spin thread
     /// (`ros-spin`: taking messages from DDS, checks, synchronisation), its inference thread
     /// (with the libtorch and rayon workers it started, which take its name), the DDS threads
-    /// of both participants, and this benchmark's publisher (the main thread).
+    /// of this process's participants (the node's and the benchmark's), and the benchmark's
+    /// main thread (which reads the outputs, and publishes the inputs when intra-process).
     pub fn thread_group(name: &str) -> String {
         match name {
             "ros-spin" => "node receiving (ros-spin)".into(),
             "inference" => "node inference (with its libtorch and rayon workers)".into(),
-            "altermoma" => "benchmark publisher (main thread)".into(),
-            n if n.starts_with("dds.") => "DDS threads (both participants)".into(),
+            "altermoma" => "benchmark main thread (reads the outputs; publishes the inputs when intra-process)".into(),
+            n if n.starts_with("dds.") => "DDS threads (this process's participants)".into(),
             n => n.to_string(),
         }
     }
@@ -776,8 +943,15 @@ mod imp {
             s += &r.stage_mean_ms.iter().map(|v| format!("{v:.2}")).collect::<Vec<_>>().join(" | ");
             s += " |\n";
         }
-        s += "\nCPU time per input frame by thread (ms; all threads of the benchmark's process, the publisher included; \
-              a thread waiting for work is not charged):\n\n| model | threads | ms per frame | of the input period |\n|---|---|---:|---:|\n";
+        s += &format!(
+            "\nCPU time per input frame by thread (ms; every thread of the node's process, {}; a thread waiting for \
+             work is not charged):\n\n| model | threads | ms per frame | of the input period |\n|---|---|---:|---:|\n",
+            if args.delivery == super::Delivery::IntraProcess {
+                "where the benchmark also publishes the inputs"
+            } else {
+                "where the benchmark reads the outputs; the publisher process in a row of its own"
+            }
+        );
         for r in results {
             for (g, v) in &r.cpu_per_frame_ms {
                 s += &format!("| {} | {} | {:.2} | {:.1}% |\n", r.label, g, v, v * args.rate / 10.0);
@@ -811,17 +985,27 @@ mod tests {
     #[test]
     fn transport_profiles_turn_intra_process_delivery_off() {
         assert_eq!(delivery_profile(Delivery::IntraProcess), None);
-        for d in [Delivery::Transport, Delivery::TransportLargeImages] {
+        for d in [Delivery::InterProcess, Delivery::InterProcessLargeImages] {
             let xml = delivery_profile(d).unwrap();
             let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{d:?}: {e}"));
             assert!(doc.root_element().has_tag_name("dds"));
             assert_eq!(text(&doc, "intraprocess_delivery"), Some("OFF"), "{d:?}");
             let segment = text(&doc, "segment_size");
-            assert_eq!(segment, (d == Delivery::TransportLargeImages).then_some("33554432"), "{d:?}");
+            assert_eq!(segment, (d == Delivery::InterProcessLargeImages).then_some("33554432"), "{d:?}");
         }
         let shipped = roxmltree::Document::parse(LARGE_IMAGES_PROFILE).unwrap();
         let participant = shipped.descendants().find(|n| n.has_tag_name("participant")).unwrap();
         assert_eq!(participant.attribute("is_default_profile"), Some("true"));
         assert_eq!(text(&shipped, "intraprocess_delivery"), None, "the shipped profile leaves composition alone");
+    }
+
+    #[cfg(feature = "ros")]
+    #[test]
+    fn the_publisher_spec_is_cameras_and_size() {
+        assert_eq!(imp::parse_publisher_spec("6:1600x900").unwrap(), (6, 1600, 900));
+        for bad in ["6", "6:1600", "x:1600x900", "6:1600x", "6:-1x900"] {
+            let e = imp::parse_publisher_spec(bad).unwrap_err().to_string();
+            assert!(e.contains(bad) && e.contains("CAMERAS:WIDTHxHEIGHT"), "{bad}: {e}");
+        }
     }
 }
