@@ -486,7 +486,8 @@ mod imp {
             from.read_line(&mut line).context("waiting for the publisher process")?;
             if line.trim() != "ready" {
                 let _ = child.kill();
-                bail!("the publisher process did not start (it said `{}`)", line.trim());
+                let _ = child.wait();
+                bail!("the publisher process did not start (it said `{}`; its errors are above)", line.trim());
             }
             Ok(Self { child, to: Some(to), from })
         }
@@ -496,7 +497,9 @@ mod imp {
             let to = self.to.as_mut().context("the publisher process was closed")?;
             writeln!(to, "{k}").and_then(|_| to.flush()).context("the publisher process ended")?;
             let mut line = String::new();
-            self.from.read_line(&mut line).context("reading from the publisher process")?;
+            if self.from.read_line(&mut line).context("reading from the publisher process")? == 0 {
+                bail!("the publisher process ended while publishing frame {k} (its errors are above)");
+            }
             line.trim().parse().with_context(|| format!("the publisher process answered `{}`", line.trim()))
         }
 

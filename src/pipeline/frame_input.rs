@@ -8,8 +8,8 @@
 use crate::data::{CameraCalib, CameraFrame, Frame, Points, SharedImage, POINT_DIMS};
 use nalgebra::{Isometry3, Matrix3, Translation3, UnitQuaternion};
 
-/// One camera's contribution to a frame: the RGB image (shared, not copied) with its
-/// calibration.
+/// One camera's contribution to a frame: the image (shared, not copied, in the layout it
+/// arrived in; it reads as RGB) with its calibration.
 #[derive(Clone, Debug)]
 pub struct CameraImage {
     pub image: SharedImage,
