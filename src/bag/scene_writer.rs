@@ -122,7 +122,9 @@ enum ImageMsg {
 
 fn image_msg<C: std::ops::Deref<Target = [u8]>>(
     img: &image::ImageBuffer<image::Rgb<u8>, C>,
-    format: ImageFormat, header: r2r::std_msgs::msg::Header) -> Result<ImageMsg> {
+    format: ImageFormat,
+    header: r2r::std_msgs::msg::Header,
+) -> Result<ImageMsg> {
     Ok(match format {
         ImageFormat::Raw => ImageMsg::Raw(Image {
             header,

@@ -269,16 +269,16 @@ fn preprocess_pixels_into(
     assert_eq!(out.len(), 3 * plane, "output buffer is not 3 x H x W");
     let kept = &pixels[first * w_out * ch..(first + rows) * w_out * ch];
     match ch {
-        1 => normalise::<1>(kept, layout, cfg, w_out, out),
-        3 => normalise::<3>(kept, layout, cfg, w_out, out),
-        _ => normalise::<4>(kept, layout, cfg, w_out, out),
+        1 => normalise::<1>(kept, layout, cfg, out),
+        3 => normalise::<3>(kept, layout, cfg, out),
+        _ => normalise::<4>(kept, layout, cfg, out),
     }
     geo.pixel_map()
 }
 
-/// Rows of `CH`-byte pixels of `layout` (`w` a row) into the top of each of `out`'s three
-/// channel planes, normalised; the planes' remaining rows (bottom padding) are set to zero.
-fn normalise<const CH: usize>(rows: &[u8], layout: PixelLayout, cfg: &ModelConfig, w: usize, out: &mut [f32]) {
+/// Rows of `CH`-byte pixels of `layout` into the top of each of `out`'s three channel planes,
+/// normalised; the planes' remaining rows (bottom padding) are set to zero.
+fn normalise<const CH: usize>(rows: &[u8], layout: PixelLayout, cfg: &ModelConfig, out: &mut [f32]) {
     let plane = out.len() / 3;
     let n = rows.len() / CH;
     for (c, offset) in layout.rgb_offsets().into_iter().enumerate() {
@@ -290,7 +290,6 @@ fn normalise<const CH: usize>(rows: &[u8], layout: PixelLayout, cfg: &ModelConfi
             *d = (p[offset] as f32 - mean) / std;
         }
         // padding at the bottom stays exactly zero
-        debug_assert_eq!(n % w.max(1), 0);
         dst[n..].fill(0.0);
     }
 }

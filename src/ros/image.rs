@@ -11,11 +11,6 @@ use crate::data::pixel_layout::{convert_to_rgb, PixelLayout};
 use image::RgbImage;
 use r2r::sensor_msgs::msg::{CompressedImage, Image};
 
-/// Channels per pixel of a supported raw encoding.
-fn channels(encoding: &str) -> Option<usize> {
-    PixelLayout::from_encoding(encoding).map(PixelLayout::channels)
-}
-
 /// A raw image's fields, wherever its bytes live: an r2r [`Image`], or the middleware's own
 /// C message ([`super::native_image::NativeImage`]).
 #[derive(Clone, Copy, Debug)]
@@ -37,8 +32,7 @@ impl RawImageView<'_> {
     /// The layout of a valid image without row padding: its bytes can be taken as they are
     /// ([`crate::data::share_bytes`]). None for an invalid or padded image.
     pub fn packed_layout(&self) -> Option<PixelLayout> {
-        let layout = PixelLayout::from_encoding(self.encoding)?;
-        (self.step as usize == self.width as usize * layout.channels() && check_image(*self).is_ok()).then_some(layout)
+        check_image(*self).ok().filter(|l| self.step as usize == self.width as usize * l.channels())
     }
 
     /// [`check_image`], then the size.
@@ -47,15 +41,16 @@ impl RawImageView<'_> {
     }
 }
 
-/// Check a raw image's geometry without converting it.
-pub fn check_image<'a>(msg: impl Into<RawImageView<'a>>) -> Result<(), ConvertError> {
+/// Check a raw image's geometry without converting it; the layout of its encoding.
+pub fn check_image<'a>(msg: impl Into<RawImageView<'a>>) -> Result<PixelLayout, ConvertError> {
     let msg = msg.into();
-    let ch = channels(msg.encoding).ok_or_else(|| {
+    let layout = PixelLayout::from_encoding(msg.encoding).ok_or_else(|| {
         ConvertError::new(
             "encoding",
             format!("unsupported encoding `{}` (supported: rgb8, bgr8, rgba8, bgra8, mono8)", msg.encoding),
         )
     })?;
+    let ch = layout.channels();
     if msg.width == 0 || msg.height == 0 {
         return Err(ConvertError::new("width", format!("zero-size image {}x{}", msg.width, msg.height)));
     }
@@ -75,14 +70,13 @@ pub fn check_image<'a>(msg: impl Into<RawImageView<'a>>) -> Result<(), ConvertEr
             format!("{what}: {} bytes, but step {step} x height {h} = {total}", msg.data.len()),
         ));
     }
-    Ok(())
+    Ok(layout)
 }
 
 /// Convert a raw image to RGB.
 pub fn image_to_rgb<'a>(msg: impl Into<RawImageView<'a>>) -> Result<RgbImage, ConvertError> {
     let msg = msg.into();
-    check_image(msg)?;
-    let layout = PixelLayout::from_encoding(msg.encoding).expect("encoding checked");
+    let layout = check_image(msg)?;
     let mut out = vec![0u8; msg.width as usize * msg.height as usize * 3];
     convert_to_rgb(layout, msg.width as usize, msg.step as usize, msg.data, &mut out);
     Ok(RgbImage::from_raw(msg.width, msg.height, out).expect("buffer size matches"))
@@ -161,7 +155,10 @@ pub fn compressed_to_rgb(msg: &CompressedImage) -> Result<RgbImage, ConvertError
 }
 
 /// An `rgb8` raw image message.
-pub fn rgb_to_image<C: std::ops::Deref<Target = [u8]>>(img: &image::ImageBuffer<image::Rgb<u8>, C>, header: r2r::std_msgs::msg::Header) -> Image {
+pub fn rgb_to_image<C: std::ops::Deref<Target = [u8]>>(
+    img: &image::ImageBuffer<image::Rgb<u8>, C>,
+    header: r2r::std_msgs::msg::Header,
+) -> Image {
     Image {
         header,
         height: img.height(),
@@ -199,23 +196,8 @@ mod tests {
     }
 
     fn raw(enc: &str, pad: usize) -> Image {
-        let img = sample();
-        let ch = channels(enc).unwrap();
-        let step = 5 * ch + pad;
-        let mut data = vec![0u8; step * 3];
-        for (x, y, p) in img.enumerate_pixels() {
-            let o = y as usize * step + x as usize * ch;
-            let [r, g, b] = p.0;
-            let px: Vec<u8> = match enc {
-                "rgb8" => vec![r, g, b],
-                "bgr8" => vec![b, g, r],
-                "rgba8" => vec![r, g, b, 255],
-                "bgra8" => vec![b, g, r, 255],
-                "mono8" => vec![r],
-                _ => unreachable!(),
-            };
-            data[o..o + ch].copy_from_slice(&px);
-        }
+        let layout = PixelLayout::from_encoding(enc).unwrap();
+        let (data, step) = crate::data::pixel_layout::tests::encode(&sample(), layout, pad);
         Image {
             header: Default::default(),
             height: 3,
@@ -234,8 +216,9 @@ mod tests {
                 assert_eq!(image_to_rgb(&raw(enc, pad)).unwrap(), sample(), "{enc} pad {pad}");
             }
         }
+        // `raw` writes grey as the green channel: 70 at row 1
         let mono = image_to_rgb(&raw("mono8", 1)).unwrap();
-        assert_eq!(mono.get_pixel(2, 1).0, [80, 80, 80]);
+        assert_eq!(mono.get_pixel(2, 1).0, [70, 70, 70]);
     }
 
     #[test]

@@ -211,9 +211,9 @@ impl FrameJob {
             .iter()
             .zip(converted)
             .enumerate()
-            .map(|(i, (slot, rgb))| match (slot, rgb) {
-                (CameraSlot::Ready { image, calib, .. }, Some(Ok(rgb))) => {
-                    Some(CameraImage { image: rgb, calib: calib.clone(), stamp_ns: image.stamp_ns() })
+            .map(|(i, (slot, decoded))| match (slot, decoded) {
+                (CameraSlot::Ready { image, calib, .. }, Some(Ok(decoded))) => {
+                    Some(CameraImage { image: decoded, calib: calib.clone(), stamp_ns: image.stamp_ns() })
                 }
                 (_, Some(Err(e))) => {
                     let e = e.on_topic(&self.image_topics[i]);
