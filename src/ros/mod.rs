@@ -6,6 +6,7 @@ pub mod detections;
 pub mod diagnostics;
 pub mod image;
 pub mod markers;
+pub mod native_cloud;
 pub mod native_image;
 pub mod node;
 pub mod params;

@@ -56,15 +56,23 @@ impl NativeImage {
 
 impl ExternalBytes for NativeImage {
     fn bytes(&self) -> &[u8] {
-        let seq = &self.msg.data;
-        if seq.data.is_null() || seq.size == 0 {
-            return &[];
-        }
-        // SAFETY: a rosidl uint8 sequence holds `size` initialised bytes at `data`; the message
-        // is owned by `self` and not written after `new`, so the bytes live and stay unchanged
-        // as long as the returned borrow.
-        unsafe { std::slice::from_raw_parts(seq.data, seq.size) }
+        // SAFETY: the message is owned by `self` and not written after `new`, so the bytes
+        // live and stay unchanged as long as the returned borrow.
+        unsafe { c_sequence(self.msg.data.data, self.msg.data.size) }
     }
+}
+
+/// The elements of a rosidl C sequence (`data`, `size`) as a slice; empty when `data` is null.
+///
+/// # Safety
+/// `data` must be null or point to `size` initialised elements that live, unchanged, for `'a`
+/// (a sequence of a C message that the caller owns and does not write while the slice exists).
+pub(super) unsafe fn c_sequence<'a, T>(data: *const T, size: usize) -> &'a [T] {
+    if data.is_null() || size == 0 {
+        return &[];
+    }
+    // SAFETY: as the caller promised
+    unsafe { std::slice::from_raw_parts(data, size) }
 }
 
 impl std::fmt::Debug for NativeImage {

@@ -18,6 +18,7 @@ use super::convert::header;
 use super::detections::detections_to_msg;
 use super::diagnostics::{latency_ms, processing_time_msg, NodeStatus};
 use super::markers::detections_to_markers;
+use super::native_cloud::NativeCloud;
 use super::native_image::NativeImage;
 use super::params::{ExtrinsicsSource, NodeParams, Reliability, Transport};
 use super::segmentation::{segmentation_to_msg, segmentation_to_occupancy_grids};
@@ -364,7 +365,8 @@ fn spin_node(
     let diag_pub = node.create_publisher::<DiagnosticArray>("/diagnostics", QosProfile::default())?;
 
     let n = params.camera_names.len();
-    let mut cloud_sub = node.subscribe::<PointCloud2>(&params.pointcloud_topic, in_q.clone())?;
+    // clouds are read in the middleware's C message (see `native_cloud`)
+    let mut cloud_sub = node.subscribe_native::<PointCloud2>(&params.pointcloud_topic, in_q.clone())?;
     let mut image_subs = Vec::with_capacity(n);
     let mut info_subs: Vec<BoxStream<CameraInfo>> = Vec::with_capacity(n);
     let mut setups = Vec::with_capacity(n);
@@ -499,7 +501,7 @@ fn spin_node(
         }
         while let Some(m) = cloud_sub.next().now_or_never().flatten() {
             lock().received(0, now);
-            match sync.on_cloud(&m, now) {
+            match sync.on_cloud(&NativeCloud::new(m), now) {
                 Ok(job) => hand_over(job),
                 Err(e) => lock().rejected(0, &e),
             }

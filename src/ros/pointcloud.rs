@@ -7,10 +7,14 @@
 //! validated before any byte is read: `point_step` must hold every field, `row_step` every
 //! row, `data` must be exactly `row_step * height` bytes, and the cloud must not exceed the
 //! configured capacity.
+//!
+//! Clouds are read through a [`RawCloudView`], from r2r's `PointCloud2` (bags, replay) or
+//! from the middleware's C message (the node, [`super::native_cloud`]) alike.
 
 use super::convert::ConvertError;
 use crate::data::{Points, POINT_DIMS};
 use r2r::sensor_msgs::msg::{PointCloud2, PointField};
+use r2r::std_msgs::msg::Header;
 
 /// `sensor_msgs/PointField` datatypes.
 pub mod datatype {
@@ -78,6 +82,35 @@ impl CloudLayout {
     }
 }
 
+/// The fields of a `sensor_msgs/PointCloud2` that reading it needs, borrowed from either
+/// message form.
+#[derive(Clone, Copy, Debug)]
+pub struct RawCloudView<'a> {
+    pub header: &'a Header,
+    pub height: u32,
+    pub width: u32,
+    pub fields: &'a [PointField],
+    pub is_bigendian: bool,
+    pub point_step: u32,
+    pub row_step: u32,
+    pub data: &'a [u8],
+}
+
+impl<'a> From<&'a PointCloud2> for RawCloudView<'a> {
+    fn from(m: &'a PointCloud2) -> Self {
+        RawCloudView {
+            header: &m.header,
+            height: m.height,
+            width: m.width,
+            fields: &m.fields,
+            is_bigendian: m.is_bigendian,
+            point_step: m.point_step,
+            row_step: m.row_step,
+            data: &m.data,
+        }
+    }
+}
+
 /// Result of a conversion: the finite points and how many were skipped.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CloudConversion {
@@ -122,7 +155,7 @@ fn find_field(
 
 /// Validate a cloud's layout without reading its points. `capacity` is the largest number of
 /// points accepted.
-pub fn cloud_layout(msg: &PointCloud2, capacity: usize) -> Result<CloudLayout, ConvertError> {
+pub fn cloud_layout(msg: &RawCloudView, capacity: usize) -> Result<CloudLayout, ConvertError> {
     let point_step = msg.point_step as usize;
     let width = msg.width as usize;
     let height = msg.height as usize;
@@ -136,7 +169,7 @@ pub fn cloud_layout(msg: &PointCloud2, capacity: usize) -> Result<CloudLayout, C
         ));
     }
     let need = |names: &[&str], what: &str| -> Result<FieldSpec, ConvertError> {
-        find_field(&msg.fields, names, point_step, true)?.ok_or_else(|| {
+        find_field(msg.fields, names, point_step, true)?.ok_or_else(|| {
             let have: Vec<_> = msg.fields.iter().map(|f| f.name.as_str()).collect();
             ConvertError::new("fields", format!("no `{what}` field (fields: [{}])", have.join(", ")))
         })
@@ -144,8 +177,8 @@ pub fn cloud_layout(msg: &PointCloud2, capacity: usize) -> Result<CloudLayout, C
     let x = need(&["x"], "x")?;
     let y = need(&["y"], "y")?;
     let z = need(&["z"], "z")?;
-    let intensity = find_field(&msg.fields, &["intensity", "i"], point_step, false)?;
-    let ring = find_field(&msg.fields, &["ring"], point_step, false)?;
+    let intensity = find_field(msg.fields, &["intensity", "i"], point_step, false)?;
+    let ring = find_field(msg.fields, &["ring"], point_step, false)?;
     let row_bytes =
         width.checked_mul(point_step).ok_or_else(|| ConvertError::new("row_step", "width x point_step overflows"))?;
     let row_step = msg.row_step as usize;
@@ -219,21 +252,25 @@ fn fill_xyz_f32_le(data: &[u8], l: &CloudLayout, out: &mut [f32]) {
 /// Convert a cloud to points; see the module documentation for what is accepted. Each field
 /// is read straight into its column of the output; points with a NaN/Inf value are then
 /// squeezed out in place (nothing moves when there are none).
-pub fn pointcloud_to_points(msg: &PointCloud2, capacity: usize) -> Result<CloudConversion, ConvertError> {
-    let l = cloud_layout(msg, capacity)?;
+pub fn pointcloud_to_points<'a>(
+    msg: impl Into<RawCloudView<'a>>,
+    capacity: usize,
+) -> Result<CloudConversion, ConvertError> {
+    let msg = msg.into();
+    let l = cloud_layout(&msg, capacity)?;
     let n = l.num_points();
     let mut data = vec![0f32; n * POINT_DIMS];
     let xyz_f32_le = !l.big_endian && [l.x, l.y, l.z].iter().all(|f| f.datatype == datatype::FLOAT32);
     if xyz_f32_le {
         // the usual layout: x, y, z in one pass
-        fill_xyz_f32_le(&msg.data, &l, &mut data);
+        fill_xyz_f32_le(msg.data, &l, &mut data);
     } else {
         for (col, spec) in [l.x, l.y, l.z].into_iter().enumerate() {
-            fill_column(&msg.data, &l, Some(spec), col, &mut data);
+            fill_column(msg.data, &l, Some(spec), col, &mut data);
         }
     }
-    fill_column(&msg.data, &l, l.intensity, 3, &mut data);
-    fill_column(&msg.data, &l, l.ring, 4, &mut data);
+    fill_column(msg.data, &l, l.intensity, 3, &mut data);
+    fill_column(msg.data, &l, l.ring, 4, &mut data);
     // `fold` rather than `all`: no early exit, so the check compiles to straight-line code.
     let finite = |k: usize, data: &[f32]| data[k * POINT_DIMS..k * POINT_DIMS + 4].iter().fold(true, |a, v| a & v.is_finite());
     let mut kept = 0;

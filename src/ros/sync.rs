@@ -20,13 +20,13 @@ use super::convert::{rigid_from_parts, stamp_to_ns, ConvertError};
 use super::image::{compressed_dimensions, compressed_to_rgb, image_to_rgb, RawImageView};
 use super::native_image::NativeImage;
 use super::params::ExtrinsicsSource;
-use super::pointcloud::pointcloud_to_points;
+use super::pointcloud::{pointcloud_to_points, RawCloudView};
 use super::tf_static::StaticTransforms;
 use crate::data::{CameraCalib, PixelBytes, Points, SharedImage};
 use crate::pipeline::{CameraImage, FrameInput};
 use nalgebra::Isometry3;
 use r2r::geometry_msgs::msg::TransformStamped;
-use r2r::sensor_msgs::msg::{CameraInfo, CompressedImage, Image, PointCloud2};
+use r2r::sensor_msgs::msg::{CameraInfo, CompressedImage, Image};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -426,7 +426,8 @@ impl Synchronizer {
     }
 
     /// A LiDAR cloud: converted and checked; on success the frame it triggers.
-    pub fn on_cloud(&mut self, msg: &PointCloud2, now: Instant) -> Result<FrameJob, ConvertError> {
+    pub fn on_cloud<'a>(&mut self, msg: impl Into<RawCloudView<'a>>, now: Instant) -> Result<FrameJob, ConvertError> {
+        let msg = msg.into();
         let topic = self.cfg.cloud_topic.clone();
         if msg.header.frame_id.is_empty() {
             return Err(ConvertError::new("header.frame_id", "empty: outputs would have no frame").on_topic(&topic));
@@ -561,6 +562,7 @@ impl Synchronizer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use r2r::sensor_msgs::msg::PointCloud2;
     use crate::ros::camera_info::calib_to_camera_info;
     use crate::ros::convert::header;
     use crate::ros::image::rgb_to_image;
