@@ -1,7 +1,8 @@
 //! `altermoma bench node` end to end, in the network namespace: with `--delivery
 //! inter-process-large-images` the inputs come from a second process (driven over a pipe) through
 //! the shipped Fast DDS profile, every frame is processed, and the report shows the publisher
-//! process's CPU apart from the node's.
+//! process's CPU apart from the node's, and the copy of a frame's inputs that `receive` is set
+//! against.
 #![cfg(feature = "ros")]
 
 mod common;
@@ -31,6 +32,10 @@ fn inter_process_delivery_measures_the_node_apart_from_its_publisher() {
     assert!(rows.iter().any(|(g, v)| g == "node receiving (ros-spin)" && *v > 0.0), "{rows:?}");
     let profile = std::fs::read_to_string(out.path().join("fastdds_profile.xml")).unwrap();
     assert!(profile.contains("<intraprocess_delivery>OFF</intraprocess_delivery>") && profile.contains("33554432"));
+    // the copy floor: two 704x256 bgr8 images and a cloud of about 30,000 points at 20 bytes each
+    assert_eq!(r["input_bytes"].as_u64(), Some(2 * 704 * 256 * 3 + 30_000 * 20), "{r}");
+    assert!(r["input_copy_ms"].as_f64().is_some_and(|v| v > 0.0), "{r}");
     let report = std::fs::read_to_string(out.path().join("report.md")).unwrap();
     assert!(report.contains("Delivery: inter-process"), "{report}");
+    assert!(report.contains("| stand-in | 1.7 MB |"), "{report}");
 }

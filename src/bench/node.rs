@@ -258,6 +258,11 @@ mod imp {
         /// CPU time per published frame (ms) by group of threads of this process, most first
         /// (see [`thread_group`]).
         pub cpu_per_frame_ms: Vec<(String, f64)>,
+        /// Bytes of one frame's images and cloud as published (the cloud at 20 bytes a point).
+        pub input_bytes: usize,
+        /// A plain copy of `input_bytes` on this machine, measured after the latency run (ms,
+        /// median; [`crate::bench::copy_floor`]): the floor under `receive`.
+        pub input_copy_ms: f64,
         pub latencies_ms: Vec<f64>,
         pub memory: Option<MemoryResult>,
     }
@@ -704,6 +709,10 @@ mod imp {
             let latencies = lat.clone();
             lat.sort_by(f64::total_cmp);
             let dropped = last.map_or(0, |m| m.dropped_frames).saturating_sub(dropped_before);
+            // the floor under `receive`, measured now that the node is idle
+            let mut input_sizes = vec![w as usize * h as usize * 3; n_cams];
+            input_sizes.push(args.points * 20);
+            let input_copy_ms = crate::bench::copy_floor::copy_ms(&input_sizes, 30);
             let mut r = ModelResult {
                 label: job.label.clone(),
                 network: model_str.clone(),
@@ -725,6 +734,8 @@ mod imp {
                 before_processing_mean_ms: before / n,
                 waiting_mean_ms: waiting / n,
                 cpu_per_frame_ms,
+                input_bytes: input_sizes.iter().sum(),
+                input_copy_ms,
                 latencies_ms: latencies,
                 memory: None,
             };
@@ -945,6 +956,21 @@ mod imp {
             s += &format!("| {} | ", r.label);
             s += &r.stage_mean_ms.iter().map(|v| format!("{v:.2}")).collect::<Vec<_>>().join(" | ");
             s += " |\n";
+        }
+        s += "\nThe floor under `receive`: one plain copy of a frame's inputs (the images and the cloud as published), \
+              median of 30, measured in this run after each model's latency run. The middleware copies every image and \
+              cloud into the node once; `receive` is that copy plus the node's checks.\n\n\
+              | model | input bytes a frame | one copy ms | of the input period | `receive` / one copy |\n|---|---:|---:|---:|---:|\n";
+        for r in results {
+            let receive = r.stage_mean_ms.first().copied().unwrap_or(f64::NAN);
+            s += &format!(
+                "| {} | {:.1} MB | {:.2} | {:.1}% | {:.1} |\n",
+                r.label,
+                r.input_bytes as f64 / 1e6,
+                r.input_copy_ms,
+                r.input_copy_ms * args.rate / 10.0,
+                receive / r.input_copy_ms.max(1e-6)
+            );
         }
         s += &format!(
             "\nCPU time per input frame by thread (ms; every thread of the node's process, {}; a thread waiting for \
