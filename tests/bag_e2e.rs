@@ -163,18 +163,6 @@ fn gen_bag_replay_gives_the_metrics_of_offline_eval() {
     assert_eq!(counts.get("/replay/objects"), Some(&6), "{counts:?}");
 }
 
-/// The node process, killed if the test fails before stopping it.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
 /// Objects messages of a bag's topic, by stamp.
 fn objects_by_stamp(bag: &Path, topic: &str) -> BTreeMap<i64, Detection3DArray> {
     let bag = altermoma::bag::Bag::open(bag).unwrap();
@@ -253,7 +241,7 @@ fn play_to_the_live_node_gives_replays_detections() {
         .stderr(log)
         .spawn()
         .unwrap();
-    let mut node = KillOnDrop(node);
+    let mut node = common::StopOnDrop(node);
     let ctx = r2r::Context::create().unwrap();
     let mut sub_node = r2r::Node::create(ctx, "e2e_recorder", "").unwrap();
     let mut objects = sub_node
@@ -276,7 +264,7 @@ fn play_to_the_live_node_gives_replays_detections() {
     }
     // endpoint matching follows discovery closely; leave it a moment
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let mut player = KillOnDrop(
+    let mut player = common::StopOnDrop(
         std::process::Command::new(env!("CARGO_BIN_EXE_altermoma"))
             .args(["play", "--bag", &d("bag"), "--rate", "0.5", "--wait-for-subscribers", "--wait-timeout", "120"])
             .args(["--wait-topics", &wait.join(",")])
@@ -302,7 +290,9 @@ fn play_to_the_live_node_gives_replays_detections() {
             }
         }
     }
-    let _ = &mut node;
+    // a clean stop, as ros2 launch does it (which also frees the node's shared memory)
+    let st = node.interrupt(std::time::Duration::from_secs(60));
+    assert!(st.is_some_and(|st| st.success()), "the node's exit on SIGINT: {st:?}; log:\n{}", node_log());
     assert!(
         got.len() >= want.len() - 1,
         "node gave {} of {} frames (stamps {:?} of {:?}); log:\n{}",

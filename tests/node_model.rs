@@ -21,22 +21,8 @@ use std::time::Duration;
 
 const FRAME: i64 = 100_000_000;
 
-/// The node process, killed if the test fails before stopping it.
-struct KillOnDrop(Option<std::process::Child>);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Some(c) = self.0.as_mut() {
-            if c.try_wait().ok().flatten().is_none() {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
-    }
-}
-
 /// Start `bevfusion_node` with a parameter file, stderr to `log`.
-fn spawn_node(params_file: &std::path::Path, log: &std::path::Path) -> KillOnDrop {
+fn spawn_node(params_file: &std::path::Path, log: &std::path::Path) -> common::StopOnDrop {
     let log = std::fs::File::create(log).unwrap();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_bevfusion_node"))
         .args(["--ros-args", "--params-file"])
@@ -45,7 +31,7 @@ fn spawn_node(params_file: &std::path::Path, log: &std::path::Path) -> KillOnDro
         .stderr(log)
         .spawn()
         .unwrap();
-    KillOnDrop(Some(child))
+    common::StopOnDrop(child)
 }
 
 /// Run the `altermoma` CLI; panics with its output when it fails.
@@ -137,8 +123,8 @@ fn node_detections_equal_altermoma_infer_on_the_same_frames() {
     let yaml = params_yaml(&rig, &compressed, &extra).replace("    model_path: \"stand-in\"\n", "");
     load(d, &yaml);
     let log_path = d.join("node.log");
-    let mut child = spawn_node(&d.join("params.yaml"), &log_path);
-    let child = child.0.as_mut().unwrap();
+    let mut node = spawn_node(&d.join("params.yaml"), &log_path);
+    let child = &mut node.0;
     let log_text = || std::fs::read_to_string(&log_path).unwrap_or_default();
     let mut peer = Peer::new(&compressed);
 
@@ -175,9 +161,8 @@ fn node_detections_equal_altermoma_infer_on_the_same_frames() {
     assert_eq!(inferred[1].stamp_ns, frames[1].stamp_ns);
     assert_same_boxes("sample 1, LiDAR only", &msg_to_boxes(&got), &inferred[1].detections);
 
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let st = child.wait().unwrap();
-    assert!(st.success(), "exit status {st}; log:\n{}", log_text());
+    let st = node.interrupt(Duration::from_secs(60));
+    assert!(st.is_some_and(|st| st.success()), "exit status {st:?}; log:\n{}", log_text());
 }
 
 #[test]
@@ -206,8 +191,8 @@ fn node_binary_with_a_checkpoint_matches_the_pipeline() {
     let params = load(dir.path(), &yaml);
     let rig = node_rig(&rig0, &params);
 
-    let mut child = spawn_node(&dir.path().join("params.yaml"), &dir.path().join("node.log"));
-    let child = child.0.as_mut().unwrap();
+    let mut node = spawn_node(&dir.path().join("params.yaml"), &dir.path().join("node.log"));
+    let child = &mut node.0;
     let mut reference = load_pipeline(&ck, "cpu", false, 2, params.pipeline_options()).unwrap();
     let mut peer = Peer::new(&compressed);
     let log_text = || std::fs::read_to_string(dir.path().join("node.log")).unwrap_or_default();
@@ -260,9 +245,8 @@ fn node_binary_with_a_checkpoint_matches_the_pipeline() {
         assert!(seg.data == q, "segmentation of frame {k} differs");
     }
     // a clean stop on SIGINT, as ros2 launch sends it
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let st = child.wait().unwrap();
-    assert!(st.success(), "exit status {st}; log:\n{}", log_text());
+    let st = node.interrupt(Duration::from_secs(60));
+    assert!(st.is_some_and(|st| st.success()), "exit status {st:?}; log:\n{}", log_text());
     let log = log_text();
     assert!(log.contains("live on cpu") && log.contains("tiny (dense"), "{log}");
 }

@@ -40,3 +40,38 @@ pub fn ros_isolated(name: &str) -> bool {
     );
     false
 }
+
+/// A child process that is stopped when this goes out of scope (a test that fails before
+/// stopping it included) as `ros2 launch` stops nodes: SIGINT, up to 10 s to exit, then
+/// SIGKILL. A ROS 2 process that exits on SIGINT destroys its participants, which removes their
+/// Fast DDS shared-memory segments from /dev/shm; a killed one leaves them there, and /dev/shm
+/// is not private to the test's network namespace.
+pub struct StopOnDrop(pub std::process::Child);
+
+impl StopOnDrop {
+    /// SIGINT, then wait up to `grace` for the exit; SIGKILL after that. The exit status, or
+    /// None when the process had to be killed.
+    pub fn interrupt(&mut self, grace: std::time::Duration) -> Option<std::process::ExitStatus> {
+        if let Ok(Some(st)) = self.0.try_wait() {
+            return Some(st);
+        }
+        // SAFETY: a plain kill(2) on our own child, which has not been reaped (try_wait above)
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
+        let t = std::time::Instant::now();
+        while t.elapsed() < grace {
+            if let Ok(Some(st)) = self.0.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        None
+    }
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.interrupt(std::time::Duration::from_secs(10));
+    }
+}
