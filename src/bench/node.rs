@@ -177,7 +177,7 @@ pub fn run(args: Args) -> Result<()> {
 #[cfg(feature = "ros")]
 mod imp {
     use super::Args;
-    use crate::data::CameraCalib;
+    use crate::data::{CameraCalib, PixelLayout};
     use crate::pipeline::stand_in::StandInNetwork;
     use crate::pipeline::synthetic_input::{ring_rig, synthetic_input, SyntheticSpec};
     use crate::pipeline::{FramePipeline, StageTimings};
@@ -186,7 +186,7 @@ mod imp {
     use crate::ros::image::rgb_to_image;
     use crate::ros::node::PipelineFactory;
     use crate::ros::params::{load_params, NodeParams};
-    use crate::ros::pointcloud::points_to_pointcloud;
+    use crate::ros::pointcloud::{points_to_pointcloud, WRITTEN_POINT_STEP};
     use anyhow::{bail, Context, Result};
     use futures::{FutureExt, Stream, StreamExt};
     use r2r::altermoma_msgs::msg::{BevSegmentation, Detection3DArray, ProcessingTime};
@@ -258,7 +258,8 @@ mod imp {
         /// CPU time per published frame (ms) by group of threads of this process, most first
         /// (see [`thread_group`]).
         pub cpu_per_frame_ms: Vec<(String, f64)>,
-        /// Bytes of one frame's images and cloud as published (the cloud at 20 bytes a point).
+        /// Bytes of one frame's images and cloud as published (the cloud at `WRITTEN_POINT_STEP`
+        /// bytes a point).
         pub input_bytes: usize,
         /// A plain copy of `input_bytes` on this machine, measured after the latency run (ms,
         /// median; [`crate::bench::copy_floor`]): the floor under `receive`.
@@ -433,11 +434,17 @@ mod imp {
         (ring_rig(&name_refs), spec)
     }
 
+    /// `WIDTHxHEIGHT`.
+    fn parse_size(size: &str) -> Option<(u32, u32)> {
+        let (w, h) = size.split_once('x')?;
+        Some((w.parse().ok()?, h.parse().ok()?))
+    }
+
     /// `CAMERAS:WIDTHxHEIGHT`.
     pub(super) fn parse_publisher_spec(spec: &str) -> Result<(usize, u32, u32)> {
         let parsed = spec.split_once(':').and_then(|(n, size)| {
-            let (w, h) = size.split_once('x')?;
-            Some((n.parse().ok()?, w.parse().ok()?, h.parse().ok()?))
+            let (w, h) = parse_size(size)?;
+            Some((n.parse().ok()?, w, h))
         });
         parsed.with_context(|| format!("--publisher {spec}: expected CAMERAS:WIDTHxHEIGHT"))
     }
@@ -605,10 +612,7 @@ mod imp {
             }
         };
         let size = args.image_size.clone().unwrap_or_else(|| format!("{}x{}", model_size[1], model_size[0]));
-        let (w, h) = size
-            .split_once('x')
-            .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
-            .with_context(|| format!("--image-size {size}: expected WIDTHxHEIGHT"))?;
+        let (w, h) = parse_size(&size).with_context(|| format!("--image-size {size}: expected WIDTHxHEIGHT"))?;
         let (rig, spec) = input_spec(n_cams, w, h, args.points);
         let model_str = job.source.clone();
         let params = params_for(&rig, &model_str, &args.device, args.fp16, args.threads)?;
@@ -710,8 +714,9 @@ mod imp {
             lat.sort_by(f64::total_cmp);
             let dropped = last.map_or(0, |m| m.dropped_frames).saturating_sub(dropped_before);
             // the floor under `receive`, measured now that the node is idle
-            let mut input_sizes = vec![w as usize * h as usize * 3; n_cams];
-            input_sizes.push(args.points * 20);
+            let channels = PixelLayout::from_encoding(&args.encoding).expect("clap allows rgb8 and bgr8 only").channels();
+            let mut input_sizes = vec![w as usize * h as usize * channels; n_cams];
+            input_sizes.push(args.points * WRITTEN_POINT_STEP);
             let input_copy_ms = crate::bench::copy_floor::copy_ms(&input_sizes, 30);
             let mut r = ModelResult {
                 label: job.label.clone(),

@@ -108,10 +108,7 @@ impl StoredImage {
 
     /// The layout of the stored bytes.
     pub fn layout(&self) -> PixelLayout {
-        match &self.storage {
-            Storage::Rgb(_) => PixelLayout::Rgb8,
-            Storage::Other { layout, .. } => *layout,
-        }
+        self.stored().0
     }
 
     /// The stored bytes (packed rows of [`Self::layout`]) and their layout.

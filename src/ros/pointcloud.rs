@@ -286,12 +286,14 @@ pub fn pointcloud_to_points<'a>(
     Ok(CloudConversion { points: Points { data }, skipped_nonfinite: n - kept })
 }
 
+/// Bytes per point of the clouds [`points_to_pointcloud`] writes.
+pub const WRITTEN_POINT_STEP: usize = 20;
+
 /// A dense, little-endian cloud with float32 `x`, `y`, `z`, `intensity` and uint16 `ring`
-/// (point_step 20, `height` 1). Rings are rounded to the nearest integer.
+/// ([`WRITTEN_POINT_STEP`] bytes a point, `height` 1). Rings are rounded to the nearest integer.
 pub fn points_to_pointcloud(points: &Points, header: r2r::std_msgs::msg::Header) -> PointCloud2 {
-    const STEP: usize = 20;
     let n = points.len();
-    let mut data = Vec::with_capacity(n * STEP);
+    let mut data = Vec::with_capacity(n * WRITTEN_POINT_STEP);
     for p in points.iter() {
         for v in &p[..4] {
             data.extend_from_slice(&v.to_le_bytes());
@@ -312,8 +314,8 @@ pub fn points_to_pointcloud(points: &Points, header: r2r::std_msgs::msg::Header)
             field("ring", 16, datatype::UINT16),
         ],
         is_bigendian: false,
-        point_step: STEP as u32,
-        row_step: (STEP * n) as u32,
+        point_step: WRITTEN_POINT_STEP as u32,
+        row_step: (WRITTEN_POINT_STEP * n) as u32,
         data,
         is_dense: true,
     }
